@@ -1,0 +1,208 @@
+// Command matchd runs the matchd matchmaking service.
+//
+// With no configuration it listens on :8080 with the embedded in-memory
+// backend; `matchd -h` lists every setting. Each flag has an environment
+// variable (MATCHD_ plus the flag name in upper case, dashes as
+// underscores) that is used when the flag is absent.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/matchd/matchd"
+	"github.com/matchd/matchd/auth"
+	"github.com/matchd/matchd/memory"
+	"github.com/matchd/matchd/metrics"
+	"github.com/matchd/matchd/questions"
+	"github.com/matchd/matchd/web"
+)
+
+func main() {
+	cfg, err := parseConfig(os.Args[1:], os.Getenv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "matchd:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
+	if err := run(ctx, cfg, logger, nil); err != nil {
+		logger.Error("matchd stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+// config is matchd's settings after flags and environment are read.
+type config struct {
+	addr       string
+	redisURL   string
+	authSecret string
+	devLogin   bool
+	roomTTL    time.Duration
+	logLevel   slog.Level
+}
+
+// parseConfig reads flags from args and, for flags not given, the
+// environment. Any invalid value is an error (exit status 2).
+func parseConfig(args []string, getenv func(string) string, out io.Writer) (config, error) {
+	var cfg config
+	fs := flag.NewFlagSet("matchd", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&cfg.addr, "addr", ":8080", "listen address")
+	fs.StringVar(&cfg.redisURL, "redis-url", "", "Redis URL, e.g. redis://127.0.0.1:6379/0; empty = embedded in-memory backend")
+	fs.StringVar(&cfg.authSecret, "auth-secret", "", "HS256 secret for session tokens; empty = a random one per start (tokens do not survive a restart)")
+	devLogin := fs.String("dev-login", "", "enable POST /api/dev/login (true/false); default true without -auth-secret, false with one")
+	fs.DurationVar(&cfg.roomTTL, "room-ttl", 2*time.Hour, "how long a match room and its players' assignments are kept")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: matchd [flags]\n\nEach flag can also be set with an environment variable: MATCHD_ and the flag\nname in upper case with dashes as underscores (e.g. -redis-url: MATCHD_REDIS_URL).\nA flag given on the command line wins over its variable.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "MATCHD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(name); v != "" && !given[f.Name] && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %w", name, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return cfg, envErr
+	}
+	switch strings.ToLower(*devLogin) {
+	case "":
+		cfg.devLogin = cfg.authSecret == ""
+	case "true", "1", "yes":
+		cfg.devLogin = true
+	case "false", "0", "no":
+		cfg.devLogin = false
+	default:
+		return cfg, fmt.Errorf("-dev-login: %q is not true or false", *devLogin)
+	}
+	if err := cfg.logLevel.UnmarshalText([]byte(*logLevel)); err != nil {
+		return cfg, fmt.Errorf("-log-level: %w", err)
+	}
+	if cfg.roomTTL < time.Minute {
+		return cfg, fmt.Errorf("-room-ttl: %v is shorter than a minute", cfg.roomTTL)
+	}
+	if cfg.redisURL != "" {
+		return cfg, errors.New("-redis-url: the Redis backend is not available in this build yet; leave it empty for the embedded backend")
+	}
+	return cfg, nil
+}
+
+// run serves until ctx ends. ready, when not nil, receives the bound
+// address once the server listens (tests use port 0).
+func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- string) error {
+	bank, err := questions.Load()
+	if err != nil {
+		return err
+	}
+	clock := matchd.SystemClock{}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	m := metrics.New(reg)
+	backend := memory.New(memory.Config{
+		Rooms:    matchd.QuestionRooms{Bank: bank, Clock: clock},
+		Clock:    clock,
+		Observer: m,
+		Logger:   logger.With("component", "memory"),
+		RoomTTL:  cfg.roomTTL,
+	})
+	defer backend.Close()
+	m.WatchQueue(backend.QueueSize)
+
+	if cfg.devLogin {
+		logger.Warn("dev login is on: anyone can get a token for any user id (POST /api/dev/login); set -auth-secret and leave -dev-login off in production")
+	}
+	srv := web.New(web.Config{
+		Matchmaker:     backend,
+		Auth:           auth.New([]byte(cfg.authSecret), clock),
+		Metrics:        m,
+		MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		Logger:         logger,
+		Clock:          clock,
+		DevLogin:       cfg.devLogin,
+	})
+
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return err
+	}
+	httpSrv := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	logger.Info("matchd is up", "url", "http://"+displayAddr(ln.Addr()), "backend", "memory", "questions", bank.Len())
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpSrv.Serve(ln) }()
+	events, stopEvents := context.WithCancel(context.Background())
+	eventsDone := make(chan struct{})
+	go func() {
+		defer close(eventsDone)
+		srv.Run(events)
+	}()
+
+	select {
+	case err = <-serveErr:
+	case <-ctx.Done():
+		logger.Info("shutting down")
+	}
+	// Stop accepting, close the sockets (Run closes them as it returns),
+	// then wait for the HTTP handlers to finish.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stopEvents()
+	<-eventsDone
+	if shutdownErr := httpSrv.Shutdown(shutdownCtx); err == nil || errors.Is(err, http.ErrServerClosed) {
+		err = shutdownErr
+	}
+	return err
+}
+
+// displayAddr turns a listen address into one a person can open.
+func displayAddr(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok || tcp.IP.IsUnspecified() {
+		port := 0
+		if ok {
+			port = tcp.Port
+		}
+		return fmt.Sprintf("localhost:%d", port)
+	}
+	return tcp.String()
+}

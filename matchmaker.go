@@ -1,0 +1,100 @@
+package matchd
+
+import (
+	"context"
+	"time"
+)
+
+// Matchmaker is the matchmaking service: the operations of the original
+// design (enqueue, dequeue, matching, listen_for_match, queue size) made
+// idempotent and atomic. The embedded backend (package memory) and the
+// Redis backend implement it, and one conformance suite holds both to the
+// same behaviour.
+//
+// Matching is event-driven: a Join that completes a pair forms the match
+// before it returns; nothing waits for a polling tick.
+type Matchmaker interface {
+	// Join puts the player of t in the queue. Only t's PlayerID, Rating and
+	// Priority are read; the backend assigns Seq and JoinedAt. Joining is
+	// idempotent: a queued player keeps their ticket and place. A player
+	// who holds a match gets that match back instead of a new ticket.
+	Join(ctx context.Context, t Ticket) (JoinResult, error)
+
+	// Leave takes the player out of the queue. It is safe when the player
+	// is not queued. A player who was already matched stays matched: the
+	// result then carries the room.
+	Leave(ctx context.Context, player string) (LeaveResult, error)
+
+	// QueueSize returns the number of waiting tickets.
+	QueueSize(ctx context.Context) (int, error)
+
+	// Room returns the room with the given match id, or an ENotFound error.
+	Room(ctx context.Context, matchID string) (Room, error)
+
+	// Assignment returns the room the player is matched into, or nil.
+	Assignment(ctx context.Context, player string) (*Room, error)
+
+	// Subscribe returns the stream of match events (the original
+	// listen_for_match). The channel is closed when ctx ends or when the
+	// subscriber falls behind or loses its connection; events sent in
+	// between are not replayed, so a subscriber that resubscribes must
+	// re-read the assignments of the players it serves.
+	Subscribe(ctx context.Context) (<-chan Event, error)
+
+	// Ping reports whether the backend can serve requests.
+	Ping(ctx context.Context) error
+}
+
+// JoinResult is the outcome of a Join.
+type JoinResult struct {
+	// Room is set when the player is matched: already before this join, or
+	// by this join completing a pair.
+	Room *Room
+	// Added is true when the join created a new ticket; false when the
+	// player was already queued or already matched.
+	Added bool
+	// QueueSize is the number of waiting tickets after the join.
+	QueueSize int
+}
+
+// LeaveResult is the outcome of a Leave.
+type LeaveResult struct {
+	// Room is set when the player had been matched: the leave came too late
+	// and the match stands.
+	Room *Room
+	// Removed is true when a waiting ticket was removed.
+	Removed bool
+}
+
+// Event is a match event: the original {"players":[a,b],"match_id":…}
+// message, with the room so that receivers need no lookup.
+type Event struct {
+	Players [2]string `json:"players"`
+	MatchID string    `json:"match_id"`
+	Room    Room      `json:"room"`
+}
+
+// NewEvent returns the event announcing room.
+func NewEvent(room Room) Event {
+	return Event{Players: room.Players(), MatchID: room.MatchID, Room: room}
+}
+
+// Observer is told what a backend's matcher does, for metrics. Only the
+// instance that forms a match reports it, so counts add up across
+// instances.
+type Observer interface {
+	// Matched is called once per match with how long each player waited.
+	Matched(room Room, waits [2]time.Duration)
+	// RoomFailed is called when room creation failed and the pair was left
+	// in the queue.
+	RoomFailed(err error)
+}
+
+// NopObserver is an Observer that ignores everything.
+type NopObserver struct{}
+
+// Matched implements Observer.
+func (NopObserver) Matched(Room, [2]time.Duration) {}
+
+// RoomFailed implements Observer.
+func (NopObserver) RoomFailed(error) {}

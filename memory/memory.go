@@ -1,0 +1,318 @@
+// Package memory is matchd's embedded backend: the queue, rooms and
+// assignments of one process, in memory. It needs nothing installed, so
+// `go run ./cmd/matchd` works on a bare machine; instances that must share
+// a queue use the Redis backend instead.
+//
+// Concurrency: one mutex guards all state. Every operation, including the
+// matching that a join triggers and the room it creates, runs inside it, so
+// each is atomic: no ticket is matched twice, a leave and a match never
+// both win, and a failed room creation commits nothing.
+package memory
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/matchd/matchd"
+)
+
+// Config configures a Backend. Rooms is required; the rest have defaults.
+type Config struct {
+	Rooms    matchd.RoomMaker // creates the room of each pair
+	Clock    matchd.Clock     // default: the system clock
+	Observer matchd.Observer  // default: none
+	Logger   *slog.Logger     // default: discard
+
+	// RoomTTL is how long a room, and with it its players' assignments,
+	// is kept after creation. Default 2 h.
+	RoomTTL time.Duration
+
+	// After a failed room creation the pair stays queued and matching is
+	// retried after RetryMin, doubling up to RetryMax. Defaults 100 ms
+	// and 5 s.
+	RetryMin, RetryMax time.Duration
+
+	// EventBuffer is each subscriber's channel capacity; a subscriber that
+	// falls this far behind is dropped (its channel closed) rather than
+	// allowed to stall matching. Default 1024.
+	EventBuffer int
+}
+
+// Backend is the embedded Matchmaker. Create it with New; Close it to stop
+// its retry timer and end its subscriptions.
+type Backend struct {
+	cfg Config
+
+	mu          sync.Mutex
+	queue       *matchd.Queue
+	seq         uint64
+	rooms       map[string]*storedRoom
+	expiry      []*storedRoom     // rooms in creation order, for expiry
+	assignments map[string]string // player -> match id
+	subs        map[*subscriber]struct{}
+	retry       *time.Timer
+	backoff     time.Duration
+	closed      bool
+}
+
+type storedRoom struct {
+	room    matchd.Room
+	expires time.Time
+}
+
+type subscriber struct {
+	ch   chan matchd.Event
+	stop func() bool // unregisters the context callback
+}
+
+var _ matchd.Matchmaker = (*Backend)(nil)
+
+// New returns a Backend.
+func New(cfg Config) *Backend {
+	if cfg.Clock == nil {
+		cfg.Clock = matchd.SystemClock{}
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = matchd.NopObserver{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.RoomTTL <= 0 {
+		cfg.RoomTTL = 2 * time.Hour
+	}
+	if cfg.RetryMin <= 0 {
+		cfg.RetryMin = 100 * time.Millisecond
+	}
+	if cfg.RetryMax < cfg.RetryMin {
+		cfg.RetryMax = max(5*time.Second, cfg.RetryMin)
+	}
+	if cfg.EventBuffer <= 0 {
+		cfg.EventBuffer = 1024
+	}
+	return &Backend{
+		cfg:         cfg,
+		queue:       matchd.NewQueue(),
+		rooms:       make(map[string]*storedRoom),
+		assignments: make(map[string]string),
+		subs:        make(map[*subscriber]struct{}),
+	}
+}
+
+// Join implements matchd.Matchmaker.
+func (b *Backend) Join(ctx context.Context, t matchd.Ticket) (matchd.JoinResult, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return matchd.JoinResult{}, errClosed
+	}
+	now := b.cfg.Clock.Now()
+	b.expireLocked(now)
+	if r := b.assignmentLocked(t.PlayerID); r != nil {
+		return matchd.JoinResult{Room: r, QueueSize: b.queue.Len()}, nil
+	}
+	if _, ok := b.queue.Get(t.PlayerID); ok {
+		return matchd.JoinResult{QueueSize: b.queue.Len()}, nil
+	}
+	b.seq++
+	t.Seq, t.JoinedAt = b.seq, now
+	b.queue.Add(t)
+	b.matchLocked(ctx)
+	return matchd.JoinResult{Room: b.assignmentLocked(t.PlayerID), Added: true, QueueSize: b.queue.Len()}, nil
+}
+
+// Leave implements matchd.Matchmaker.
+func (b *Backend) Leave(_ context.Context, player string) (matchd.LeaveResult, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return matchd.LeaveResult{}, errClosed
+	}
+	if r := b.assignmentLocked(player); r != nil {
+		return matchd.LeaveResult{Room: r}, nil
+	}
+	return matchd.LeaveResult{Removed: b.queue.Remove(player)}, nil
+}
+
+// QueueSize implements matchd.Matchmaker.
+func (b *Backend) QueueSize(context.Context) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.queue.Len(), nil
+}
+
+// Room implements matchd.Matchmaker.
+func (b *Backend) Room(_ context.Context, matchID string) (matchd.Room, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s, ok := b.rooms[matchID]
+	if !ok || !b.cfg.Clock.Now().Before(s.expires) {
+		return matchd.Room{}, matchd.Errorf(matchd.ENotFound, "no such match")
+	}
+	return s.room, nil
+}
+
+// Assignment implements matchd.Matchmaker.
+func (b *Backend) Assignment(_ context.Context, player string) (*matchd.Room, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.assignmentLocked(player), nil
+}
+
+// Waiting returns the waiting tickets, oldest first.
+func (b *Backend) Waiting() []matchd.Ticket {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.queue.All()
+}
+
+// Subscribe implements matchd.Matchmaker.
+func (b *Backend) Subscribe(ctx context.Context) (<-chan matchd.Event, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, errClosed
+	}
+	s := &subscriber{ch: make(chan matchd.Event, b.cfg.EventBuffer)}
+	b.subs[s] = struct{}{}
+	s.stop = context.AfterFunc(ctx, func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.dropLocked(s)
+	})
+	return s.ch, nil
+}
+
+// Ping implements matchd.Matchmaker.
+func (b *Backend) Ping(context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return errClosed
+	}
+	return nil
+}
+
+// Close stops matching and closes every subscription.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	if b.retry != nil {
+		b.retry.Stop()
+		b.retry = nil
+	}
+	for s := range b.subs {
+		s.stop()
+		b.dropLocked(s)
+	}
+	return nil
+}
+
+var errClosed = matchd.Errorf(matchd.EUnavailable, "matchmaker is shutting down")
+
+// matchLocked forms every match the queue allows, oldest pair first, so a
+// burst of joins drains in one pass instead of one pair per tick.
+func (b *Backend) matchLocked(ctx context.Context) {
+	for {
+		p1, p2, ok := b.queue.Pair(matchd.AnyPair)
+		if !ok {
+			return
+		}
+		room, err := b.cfg.Rooms.MakeRoom(ctx, p1, p2)
+		if err != nil {
+			// Nothing was removed, so both players keep their places.
+			b.cfg.Observer.RoomFailed(err)
+			b.cfg.Logger.Warn("room creation failed; pair stays queued", "err", err)
+			b.scheduleRetryLocked()
+			return
+		}
+		b.backoff = 0
+		b.commitLocked(room, p1, p2)
+	}
+}
+
+// commitLocked records the match of p1 and p2 in room and announces it.
+func (b *Backend) commitLocked(room matchd.Room, p1, p2 matchd.Ticket) {
+	now := b.cfg.Clock.Now()
+	b.queue.Remove(p1.PlayerID)
+	b.queue.Remove(p2.PlayerID)
+	s := &storedRoom{room: room, expires: now.Add(b.cfg.RoomTTL)}
+	b.rooms[room.MatchID] = s
+	b.expiry = append(b.expiry, s)
+	b.assignments[p1.PlayerID] = room.MatchID
+	b.assignments[p2.PlayerID] = room.MatchID
+	b.cfg.Observer.Matched(room, [2]time.Duration{p1.Waited(now), p2.Waited(now)})
+	ev := matchd.NewEvent(room)
+	for s := range b.subs {
+		select {
+		case s.ch <- ev:
+		default:
+			// A subscriber this far behind is dropped, not waited for; it
+			// resubscribes and re-reads assignments.
+			b.cfg.Logger.Warn("dropping slow match-event subscriber")
+			s.stop()
+			b.dropLocked(s)
+		}
+	}
+}
+
+// scheduleRetryLocked arranges another matching pass after the current
+// backoff, unless one is already scheduled.
+func (b *Backend) scheduleRetryLocked() {
+	if b.retry != nil || b.closed {
+		return
+	}
+	b.backoff = min(max(2*b.backoff, b.cfg.RetryMin), b.cfg.RetryMax)
+	b.retry = time.AfterFunc(b.backoff, func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.retry = nil
+		if !b.closed {
+			b.matchLocked(context.Background())
+		}
+	})
+}
+
+func (b *Backend) dropLocked(s *subscriber) {
+	if _, ok := b.subs[s]; ok {
+		delete(b.subs, s)
+		close(s.ch)
+	}
+}
+
+func (b *Backend) assignmentLocked(player string) *matchd.Room {
+	id, ok := b.assignments[player]
+	if !ok {
+		return nil
+	}
+	s := b.rooms[id]
+	if !b.cfg.Clock.Now().Before(s.expires) {
+		return nil
+	}
+	r := s.room
+	return &r
+}
+
+// expireLocked forgets rooms whose TTL has passed, with their assignments.
+// Rooms expire in creation order because the TTL is fixed, so the oldest
+// are at the front of b.expiry.
+func (b *Backend) expireLocked(now time.Time) {
+	n := 0
+	for n < len(b.expiry) && !now.Before(b.expiry[n].expires) {
+		r := b.expiry[n].room
+		b.expiry[n] = nil
+		delete(b.rooms, r.MatchID)
+		for _, p := range r.Players() {
+			if b.assignments[p] == r.MatchID {
+				delete(b.assignments, p)
+			}
+		}
+		n++
+	}
+	// Reslicing is O(1); append reallocates once the array is full and
+	// then copies only the live rooms.
+	b.expiry = b.expiry[n:]
+}

@@ -1,0 +1,192 @@
+package web
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/matchd/matchd"
+)
+
+// hub tracks this instance's sockets by player and delivers match events
+// to them.
+//
+// Lock order: playerEntry.op, then hub.mu, then conn.mu. hub.mu and conn.mu
+// guard only in-memory maps and slices and are never held across I/O;
+// playerEntry.op is held across the backend calls of one player (join,
+// leave, and the leave of a closing socket) so that this instance never
+// races itself on one player's ticket.
+type hub struct {
+	s *Server
+
+	mu      sync.Mutex
+	players map[string]*playerEntry
+}
+
+// playerEntry is one player's sockets on this instance. It lives while the
+// player has a socket here or an operation in flight.
+type playerEntry struct {
+	op    sync.Mutex         // serializes this player's backend calls
+	conns map[*conn]struct{} // guarded by hub.mu
+}
+
+func newHub(s *Server) *hub {
+	return &hub{s: s, players: make(map[string]*playerEntry)}
+}
+
+// register adds c under its player.
+func (h *hub) register(c *conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e := h.players[c.player]
+	if e == nil {
+		e = &playerEntry{conns: make(map[*conn]struct{})}
+		h.players[c.player] = e
+	}
+	e.conns[c] = struct{}{}
+	c.entry = e
+}
+
+// unregister removes a closed socket. If it was the last socket here whose
+// join stands, the player leaves the queue: a player who walks away must
+// not be matched with someone who then waits for nobody. The entry stays
+// in the map until that leave is done, so a socket the player opens
+// meanwhile queues behind it on the same op lock.
+func (h *hub) unregister(c *conn) {
+	e := c.entry
+	e.op.Lock()
+	defer e.op.Unlock()
+
+	h.mu.Lock()
+	wasJoined := c.joined
+	c.joined = false
+	delete(e.conns, c)
+	othersJoined := false
+	for o := range e.conns {
+		othersJoined = othersJoined || o.joined
+	}
+	h.mu.Unlock()
+
+	if wasJoined && !othersJoined {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		res, err := h.s.mm.Leave(ctx, c.player)
+		cancel()
+		switch {
+		case err != nil:
+			h.s.log.Warn("leave on disconnect failed", "player", c.player, "err", err)
+		case res.Removed:
+			h.s.cfg.Metrics.Leaves.Inc()
+		}
+	}
+
+	h.mu.Lock()
+	if len(e.conns) == 0 && h.players[c.player] == e {
+		delete(h.players, c.player)
+	}
+	h.mu.Unlock()
+}
+
+// setJoined records which of a player's sockets hold a standing join:
+// only c (c non-nil), or none (c nil) once the player left or was matched.
+func (h *hub) setJoined(e *playerEntry, c *conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for o := range e.conns {
+		o.joined = false
+	}
+	if c != nil {
+		c.joined = true
+	}
+}
+
+// deliver sends match_found for room to every socket of both players here.
+func (h *hub) deliver(room *matchd.Room) {
+	for _, p := range room.Players() {
+		h.mu.Lock()
+		var conns []*conn
+		if e := h.players[p]; e != nil {
+			for c := range e.conns {
+				c.joined = false
+				conns = append(conns, c)
+			}
+		}
+		h.mu.Unlock()
+		if len(conns) == 0 {
+			continue
+		}
+		f := matchFoundFrame(room, p)
+		for _, c := range conns {
+			c.sendMatch(room.MatchID, f)
+		}
+	}
+}
+
+// run delivers match events until ctx ends. The stream is a wake-up, not
+// the record: whenever it (re)starts, the assignments of every player
+// connected here are read again, so a match formed while no subscription
+// was open still reaches its players.
+func (h *hub) run(ctx context.Context) error {
+	backoff := 50 * time.Millisecond
+	for {
+		events, err := h.s.mm.Subscribe(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			h.s.log.Warn("subscribing to match events failed; retrying", "err", err, "in", backoff)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		h.resync(ctx)
+		for ev := range events {
+			h.deliver(&ev.Room)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		h.s.log.Warn("match event stream ended; resubscribing")
+	}
+}
+
+// resync re-reads the assignments of every player connected here.
+func (h *hub) resync(ctx context.Context) {
+	h.mu.Lock()
+	players := make([]string, 0, len(h.players))
+	for p := range h.players {
+		players = append(players, p)
+	}
+	h.mu.Unlock()
+	for _, p := range players {
+		room, err := h.s.mm.Assignment(ctx, p)
+		if err != nil {
+			h.s.log.Warn("resync: reading assignment failed", "player", p, "err", err)
+			continue
+		}
+		if room != nil {
+			h.deliver(room)
+		}
+	}
+}
+
+// closeAll closes every socket, as the server stops.
+func (h *hub) closeAll() {
+	h.mu.Lock()
+	var conns []*conn
+	for _, e := range h.players {
+		for c := range e.conns {
+			conns = append(conns, c)
+		}
+	}
+	h.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Go(c.closeGoingAway)
+	}
+	wg.Wait()
+}

@@ -1,0 +1,158 @@
+// Package web is matchd's edge: the WebSocket gateway, the REST API and the
+// embedded lobby and room pages. It turns requests into calls on a
+// matchd.Matchmaker and maps domain error codes to HTTP statuses and wire
+// errors in one place (writeError, errorFrame).
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/matchd/matchd"
+	"github.com/matchd/matchd/auth"
+	"github.com/matchd/matchd/metrics"
+)
+
+// Config configures a Server. Matchmaker, Auth and Metrics are required.
+type Config struct {
+	Matchmaker matchd.Matchmaker
+	Auth       *auth.Authority
+	Metrics    *metrics.Metrics
+	// MetricsHandler serves GET /metrics; nil serves 404.
+	MetricsHandler http.Handler
+	Logger         *slog.Logger
+	Clock          matchd.Clock
+	// DevLogin enables POST /api/dev/login.
+	DevLogin bool
+	// TokenTTL is the lifetime of dev-login tokens. Default 24 h.
+	TokenTTL time.Duration
+	// OriginPatterns are extra origins allowed to open WebSockets (host
+	// patterns as in github.com/coder/websocket's AcceptOptions); the
+	// page's own origin is always allowed.
+	OriginPatterns []string
+}
+
+// Server serves matchd over HTTP. Create it with New, mount Handler, and
+// run Run for as long as it serves: Run delivers match events to sockets.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	mm        matchd.Matchmaker
+	estimator *matchd.WaitEstimator
+	hub       *hub
+	mux       *http.ServeMux
+}
+
+// New returns a Server.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = matchd.SystemClock{}
+	}
+	if cfg.TokenTTL <= 0 {
+		cfg.TokenTTL = 24 * time.Hour
+	}
+	s := &Server{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		mm:        cfg.Matchmaker,
+		estimator: matchd.NewWaitEstimator(),
+	}
+	s.hub = newHub(s)
+	s.routes()
+	return s
+}
+
+// Handler returns the HTTP handler of every route.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+func (s *Server) routes() {
+	m := http.NewServeMux()
+	m.HandleFunc("POST /api/dev/login", s.handleDevLogin)
+	m.HandleFunc("GET /api/matchmaking/queue-status", s.handleQueueStatus)
+	m.HandleFunc("GET /api/matches/{match_id}", s.handleRoom)
+	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, matchd.Errorf(matchd.ENotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	m.HandleFunc("GET /healthz", s.handleHealth)
+	m.HandleFunc("GET /ws", s.handleWebSocket)
+	if s.cfg.MetricsHandler != nil {
+		m.Handle("GET /metrics", s.cfg.MetricsHandler)
+	}
+	s.pageRoutes(m)
+	s.mux = m
+}
+
+// Run delivers match events to this instance's sockets until ctx ends, and
+// then closes every socket. It resubscribes when the event stream breaks.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.hub.closeAll()
+	return s.hub.run(ctx)
+}
+
+// statusOf maps a domain error code to an HTTP status: the one place the
+// REST API decides statuses.
+func statusOf(code string) int {
+	switch code {
+	case matchd.EInvalid:
+		return http.StatusBadRequest
+	case matchd.EUnauthorized:
+		return http.StatusUnauthorized
+	case matchd.EForbidden:
+		return http.StatusForbidden
+	case matchd.ENotFound:
+		return http.StatusNotFound
+	case matchd.ERateLimited:
+		return http.StatusTooManyRequests
+	case matchd.EUnavailable:
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// writeError answers with {"error":{"code","message"}}. Unclassified errors
+// are logged here, once, and shown to the client only as "internal error".
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code := matchd.ErrorCode(err)
+	if code == matchd.EInternal || code == matchd.EUnavailable {
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeJSON(w, statusOf(code), map[string]any{
+		"error": map[string]string{"code": code, "message": matchd.ErrorMessage(err)},
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// errTooLarge is the answer to a request body over the limit.
+var errTooLarge = matchd.Errorf(matchd.EInvalid, "request body too large")
+
+// decodeBody decodes a JSON object body of at most limit bytes into v,
+// refusing unknown fields and trailing data.
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	d := json.NewDecoder(r.Body)
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return errTooLarge
+		}
+		return invalidJSON(err)
+	}
+	if d.More() {
+		return matchd.Errorf(matchd.EInvalid, "trailing data after the JSON object")
+	}
+	return nil
+}

@@ -1,0 +1,319 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/matchd/matchd"
+	"github.com/matchd/matchd/auth"
+)
+
+const (
+	// readLimit caps a client frame; larger ones close the socket (1009).
+	readLimit = 4 << 10
+	// maxOutbox is how many frames may wait for a slow reader before its
+	// socket is dropped; nobody else waits for it.
+	maxOutbox = 64
+	// writeTimeout bounds one frame write.
+	writeTimeout = 10 * time.Second
+	// pingInterval is how often the server pings; a peer that does not
+	// answer within pingTimeout is closed, and its ticket released.
+	pingInterval = 20 * time.Second
+	pingTimeout  = 10 * time.Second
+)
+
+// conn is one client WebSocket.
+//
+// It costs one goroutine while idle (the read loop). Writes go through an
+// outbox drained by a writer goroutine that exists only while frames are
+// waiting, so a socket that nobody writes to holds no writer.
+type conn struct {
+	h      *hub
+	ws     *websocket.Conn
+	player string
+	claims auth.Claims
+	entry  *playerEntry // set by hub.register
+
+	joined bool // this socket's join is the player's standing ticket; guarded by hub.mu
+
+	mu        sync.Mutex
+	outbox    [][]byte
+	writing   bool
+	closed    bool
+	holding   bool        // an operation is in flight; match frames wait in held
+	held      []heldFrame // match frames that arrived while holding
+	lastMatch string      // the last match_found sent, to send each once
+	pinger    *time.Timer
+}
+
+type heldFrame struct {
+	matchID string // set on match_found frames
+	data    []byte
+}
+
+func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
+	claims, err := s.authenticate(r, true)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		OriginPatterns: s.cfg.OriginPatterns,
+		// Frames are small JSON; per-socket compression state would cost
+		// more memory than it saves bandwidth.
+		CompressionMode: websocket.CompressionDisabled,
+	})
+	if err != nil {
+		return // Accept has answered the client
+	}
+	ws.SetReadLimit(readLimit)
+	c := &conn{h: s.hub, ws: ws, player: claims.UserID, claims: claims}
+	s.cfg.Metrics.Connections.Inc()
+	defer s.cfg.Metrics.Connections.Dec()
+	s.hub.register(c)
+	defer s.hub.unregister(c)
+	c.schedulePing()
+	defer c.stopPing()
+
+	// A player who already holds a match learns of it at once, whichever
+	// instance formed it and whether or not its event was seen.
+	if room, err := s.mm.Assignment(r.Context(), c.player); err != nil {
+		c.send(errorFrame(err))
+	} else if room != nil {
+		c.sendMatch(room.MatchID, matchFoundFrame(room, c.player))
+	}
+	c.readLoop(r.Context())
+}
+
+func (c *conn) readLoop(ctx context.Context) {
+	s := c.h.s
+	for {
+		typ, data, err := c.ws.Read(ctx)
+		if err != nil {
+			return
+		}
+		if typ != websocket.MessageText {
+			s.cfg.Metrics.Messages.WithLabelValues("invalid").Inc()
+			c.send(errorFrame(matchd.Errorf(matchd.EInvalid, "frames must be JSON text")))
+			continue
+		}
+		f, err := decodeFrame(data)
+		if err != nil {
+			s.cfg.Metrics.Messages.WithLabelValues("invalid").Inc()
+			c.send(errorFrame(err))
+			continue
+		}
+		s.cfg.Metrics.Messages.WithLabelValues(f.Type).Inc()
+		if f.UserID != nil && *f.UserID != c.player {
+			c.send(errorFrame(matchd.Errorf(matchd.EForbidden, "user_id does not match your session")))
+			continue
+		}
+		switch f.Type {
+		case msgPing:
+			c.send(pongFrame)
+		case msgJoinQueue:
+			c.join(ctx)
+		case msgLeaveQueue:
+			c.leave(ctx)
+		}
+	}
+}
+
+// join handles join_queue. Its answer is queued, then match_found when the
+// player is (or becomes) matched; match_found alone when the player was
+// matched before this join.
+func (c *conn) join(ctx context.Context) {
+	s := c.h.s
+	t := matchd.Ticket{PlayerID: c.player, Rating: matchd.DefaultRating, Priority: c.claims.Priority}
+	if c.claims.Rating != nil {
+		t.Rating = *c.claims.Rating
+	}
+	c.entry.op.Lock()
+	c.hold()
+	res, err := s.mm.Join(ctx, t)
+	if err == nil {
+		if res.Room == nil {
+			c.h.setJoined(c.entry, c)
+		} else {
+			c.h.setJoined(c.entry, nil)
+		}
+	}
+	c.entry.op.Unlock()
+
+	if err != nil {
+		c.release(heldFrame{data: errorFrame(err)})
+		return
+	}
+	s.cfg.Metrics.Joins.Inc()
+	var out []heldFrame
+	if res.Added {
+		s.estimator.Arrived(s.cfg.Clock.Now())
+	}
+	switch {
+	case res.Room == nil:
+		wait := s.estimator.Estimate(res.QueueSize, true)
+		out = append(out, heldFrame{data: mustJSON(queuedMsg{Type: "queued", QueueSize: res.QueueSize, EstimatedWaitSeconds: seconds(wait)})})
+	case res.Added:
+		// This join completed a pair: queued, with no wait, then the match.
+		out = append(out, heldFrame{data: mustJSON(queuedMsg{Type: "queued", QueueSize: res.QueueSize})})
+	}
+	if res.Room != nil {
+		out = append(out, heldFrame{matchID: res.Room.MatchID, data: matchFoundFrame(res.Room, c.player)})
+	}
+	c.release(out...)
+}
+
+// leave handles leave_queue. A leave that comes after the match does not
+// undo it: the answer is that match again.
+func (c *conn) leave(ctx context.Context) {
+	s := c.h.s
+	c.entry.op.Lock()
+	c.hold()
+	res, err := s.mm.Leave(ctx, c.player)
+	if err == nil {
+		c.h.setJoined(c.entry, nil)
+	}
+	c.entry.op.Unlock()
+
+	switch {
+	case err != nil:
+		c.release(heldFrame{data: errorFrame(err)})
+	case res.Room != nil:
+		c.release(heldFrame{matchID: res.Room.MatchID, data: matchFoundFrame(res.Room, c.player)})
+	default:
+		if res.Removed {
+			s.cfg.Metrics.Leaves.Inc()
+		}
+		c.release(heldFrame{data: leftQueueFrame})
+	}
+}
+
+// hold makes match frames from other goroutines wait until release, so the
+// answer to the operation in flight goes out before them.
+func (c *conn) hold() {
+	c.mu.Lock()
+	c.holding = true
+	c.mu.Unlock()
+}
+
+// release sends the answer to the operation in flight, then whatever was
+// held, and stops holding. An answer always goes out, even a match_found
+// this socket has had before: the client asked.
+func (c *conn) release(answer ...heldFrame) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, f := range answer {
+		if f.matchID != "" {
+			c.lastMatch = f.matchID
+		}
+		c.enqueueLocked("", f.data)
+	}
+	for _, f := range c.held {
+		c.enqueueLocked(f.matchID, f.data)
+	}
+	c.held, c.holding = nil, false
+}
+
+// send queues a frame for the client.
+func (c *conn) send(data []byte) { c.sendMatch("", data) }
+
+// sendMatch queues a frame; a non-empty matchID marks it as that match's
+// match_found, which each socket is sent once unprompted (the event and
+// the resync after a reconnect may both deliver it).
+func (c *conn) sendMatch(matchID string, data []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.holding && matchID != "" {
+		c.held = append(c.held, heldFrame{matchID, data})
+		return
+	}
+	c.enqueueLocked(matchID, data)
+}
+
+func (c *conn) enqueueLocked(matchID string, data []byte) {
+	if c.closed {
+		return
+	}
+	if matchID != "" {
+		if matchID == c.lastMatch {
+			return
+		}
+		c.lastMatch = matchID
+	}
+	if len(c.outbox) >= maxOutbox {
+		c.h.s.log.Warn("dropping slow websocket reader", "player", c.player)
+		c.closed = true
+		go c.ws.CloseNow()
+		return
+	}
+	c.outbox = append(c.outbox, data)
+	if !c.writing {
+		c.writing = true
+		go c.writeLoop()
+	}
+}
+
+// writeLoop drains the outbox and exits when it is empty.
+func (c *conn) writeLoop() {
+	for {
+		c.mu.Lock()
+		if c.closed || len(c.outbox) == 0 {
+			c.writing = false
+			c.outbox = nil
+			c.mu.Unlock()
+			return
+		}
+		batch := c.outbox
+		c.outbox = nil
+		c.mu.Unlock()
+		for _, data := range batch {
+			ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+			err := c.ws.Write(ctx, websocket.MessageText, data)
+			cancel()
+			if err != nil {
+				c.mu.Lock()
+				c.closed, c.writing, c.outbox = true, false, nil
+				c.mu.Unlock()
+				c.ws.CloseNow()
+				return
+			}
+		}
+	}
+}
+
+// schedulePing arranges the next keepalive ping. The ping runs on a timer
+// goroutine that exists only while it waits for the pong.
+func (c *conn) schedulePing() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.pinger = time.AfterFunc(pingInterval, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), pingTimeout)
+		defer cancel()
+		if err := c.ws.Ping(ctx); err != nil {
+			c.ws.CloseNow()
+			return
+		}
+		c.schedulePing()
+	})
+}
+
+func (c *conn) stopPing() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	if c.pinger != nil {
+		c.pinger.Stop()
+	}
+}
+
+// closeGoingAway closes the socket as the server stops (1001).
+func (c *conn) closeGoingAway() {
+	c.ws.Close(websocket.StatusGoingAway, "server shutting down")
+}
