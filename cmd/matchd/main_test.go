@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		check   func(config) bool
+		wantErr string
+	}{
+		{"defaults", nil, nil, func(c config) bool { return c.addr == ":8080" && c.devLogin && c.roomTTL == 2*time.Hour }, ""},
+		{"env_used_when_flag_absent", nil, map[string]string{"MATCHD_ADDR": ":9000"}, func(c config) bool { return c.addr == ":9000" }, ""},
+		{"flag_wins_over_env", []string{"-addr", ":7000"}, map[string]string{"MATCHD_ADDR": ":9000"}, func(c config) bool { return c.addr == ":7000" }, ""},
+		{"secret_turns_dev_login_off", nil, map[string]string{"MATCHD_AUTH_SECRET": "s3cret"}, func(c config) bool { return !c.devLogin }, ""},
+		{"dev_login_forced_on", []string{"-auth-secret", "s", "-dev-login", "true"}, nil, func(c config) bool { return c.devLogin }, ""},
+		{"dev_login_off", nil, map[string]string{"MATCHD_DEV_LOGIN": "false"}, func(c config) bool { return !c.devLogin }, ""},
+		{"bad_dev_login", []string{"-dev-login", "maybe"}, nil, nil, "-dev-login"},
+		{"bad_env_duration", nil, map[string]string{"MATCHD_ROOM_TTL": "soon"}, nil, "MATCHD_ROOM_TTL"},
+		{"short_room_ttl", []string{"-room-ttl", "1s"}, nil, nil, "-room-ttl"},
+		{"bad_log_level", []string{"-log-level", "loud"}, nil, nil, "-log-level"},
+		{"unknown_flag", []string{"-bogus"}, nil, nil, "bogus"},
+		{"stray_argument", []string{"extra"}, nil, nil, "unexpected argument"},
+		{"redis_not_yet", []string{"-redis-url", "redis://127.0.0.1:6379"}, nil, nil, "redis"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parseConfig(tt.args, func(k string) string { return tt.env[k] }, io.Discard)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want one mentioning %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.check(cfg) {
+				t.Errorf("config = %+v", cfg)
+			}
+		})
+	}
+}
+
+func TestHelpListsEveryFlag(t *testing.T) {
+	var out strings.Builder
+	parseConfig([]string{"-h"}, func(string) string { return "" }, &out)
+	for _, f := range []string{"-addr", "-redis-url", "-auth-secret", "-dev-login", "-room-ttl", "-log-level", "MATCHD_"} {
+		if !strings.Contains(out.String(), f) {
+			t.Errorf("-h output lacks %s", f)
+		}
+	}
+}
+
+// TestRun starts the real service on a free port, checks that it serves,
+// and stops it as a signal would.
+func TestRun(t *testing.T) {
+	cfg, err := parseConfig([]string{"-addr", "127.0.0.1:0"}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, cfg, slog.New(slog.DiscardHandler), ready) }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("run: %v", err)
+	}
+	resp, err := http.Get("http://" + addr + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body map[string]any
+	json.NewDecoder(resp.Body).Decode(&body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || body["status"] != "healthy" {
+		t.Errorf("healthz = %d %v", resp.StatusCode, body)
+	}
+	resp, err = http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(text), "matchd_queue_size 0") || !strings.Contains(string(text), "go_goroutines") {
+		t.Errorf("metrics lack matchd_queue_size or the Go collector")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run after cancel: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not return after its context ended")
+	}
+}

@@ -1,0 +1,226 @@
+package web_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Every bad frame is answered with an error and changes nothing; the
+// socket stays usable and other players are unaffected.
+func TestBadFrames(t *testing.T) {
+	h := start(t)
+	mallory, alice := h.player("mallory"), h.player("alice")
+	alice.join()
+	alice.expect("queued")
+
+	tests := []struct {
+		name string
+		data string
+		code string
+	}{
+		{"broken_json", `{"type":"join_queue"`, "invalid_message"},
+		{"array", `[{"type":"join_queue"}]`, "invalid_message"},
+		{"number", `42`, "invalid_message"},
+		{"string", `"join_queue"`, "invalid_message"},
+		{"null", `null`, "invalid_message"},
+		{"no_type", `{"user_id":"mallory"}`, "invalid_message"},
+		{"type_not_string", `{"type":7}`, "invalid_message"},
+		{"unknown_type", `{"type":"steal_match"}`, "invalid_message"},
+		{"unknown_field", `{"type":"join_queue","rating":3000}`, "invalid_message"},
+		{"user_id_not_string", `{"type":"join_queue","user_id":5}`, "invalid_message"},
+		{"trailing_data", `{"type":"ping"}{"type":"ping"}`, "invalid_message"},
+		{"spoofed_user_id_join", `{"type":"join_queue","user_id":"alice"}`, "forbidden"},
+		{"spoofed_user_id_leave", `{"type":"leave_queue","user_id":"alice"}`, "forbidden"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mallory.sendRaw(websocket.MessageText, []byte(tt.data))
+			e := mallory.expect("error")
+			if e["code"] != tt.code || e["message"] == "" {
+				t.Errorf("error = %v, want code %q with a message", e, tt.code)
+			}
+			mallory.quiet()
+		})
+	}
+	t.Run("binary_frame", func(t *testing.T) {
+		mallory.sendRaw(websocket.MessageBinary, []byte(`{"type":"join_queue"}`))
+		if e := mallory.expect("error"); e["code"] != "invalid_message" {
+			t.Errorf("error = %v, want invalid_message", e)
+		}
+		mallory.quiet()
+	})
+	// None of it queued mallory or touched alice's ticket.
+	if n := h.queueSize(); n != 1 {
+		t.Errorf("queue size = %d, want 1 (alice alone)", n)
+	}
+	alice.quiet()
+	// A user_id equal to the token's user is accepted.
+	mallory.send(map[string]string{"type": "join_queue", "user_id": "mallory"})
+	mallory.expect("queued")
+	mallory.expect("match_found")
+}
+
+func TestOversizedFrameClosesSocket(t *testing.T) {
+	h := start(t)
+	big := h.player("big")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	payload := `{"type":"ping","x":"` + strings.Repeat("a", 1<<20) + `"}`
+	big.ws.Write(ctx, websocket.MessageText, []byte(payload)) // may fail once the server closes
+	_, _, err := big.ws.Read(ctx)
+	if got := websocket.CloseStatus(err); got != websocket.StatusMessageTooBig {
+		t.Errorf("close status = %v (%v), want 1009", got, err)
+	}
+	// The server is fine and serves others.
+	other := h.player("other")
+	other.quiet()
+}
+
+func TestWebSocketNeedsToken(t *testing.T) {
+	h := start(t)
+	for _, tc := range []struct{ name, query string }{
+		{"none", ""},
+		{"garbage", "?token=xyz"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(h.url, "http")+"/ws"+tc.query, nil)
+			if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("dial without a valid token: err %v, response %v; want 401 before the upgrade", err, resp)
+			}
+		})
+	}
+	// A cookie is accepted too.
+	token := h.login("carol")
+	hdr := http.Header{}
+	hdr.Set("Cookie", "matchd_session="+token)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(h.url, "http")+"/ws", &websocket.DialOptions{HTTPHeader: hdr})
+	if err != nil {
+		t.Fatalf("dial with the session cookie: %v", err)
+	}
+	ws.CloseNow()
+}
+
+func TestCrossOriginSocketRefused(t *testing.T) {
+	h := start(t)
+	hdr := http.Header{}
+	hdr.Set("Origin", "https://evil.example")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(h.url, "http")+"/ws?token="+h.login("alice"), &websocket.DialOptions{HTTPHeader: hdr})
+	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-origin dial: err %v, response %v; want 403", err, resp)
+	}
+}
+
+func TestDevLogin(t *testing.T) {
+	h := start(t)
+	tests := []struct {
+		name   string
+		body   string
+		status int
+	}{
+		{"valid", `{"user_id":"alice"}`, 200},
+		{"with_rating_and_priority", `{"user_id":"alice","rating":1800,"priority":2}`, 200},
+		{"empty_user", `{"user_id":""}`, 400},
+		{"bad_user", `{"user_id":"a b"}`, 400},
+		{"long_user", `{"user_id":"` + strings.Repeat("a", 65) + `"}`, 400},
+		{"missing_user", `{}`, 400},
+		{"user_not_string", `{"user_id":1}`, 400},
+		{"unknown_field", `{"user_id":"alice","admin":true}`, 400},
+		{"fractional_priority", `{"user_id":"alice","priority":1.5}`, 400},
+		{"negative_rating", `{"user_id":"alice","rating":-1}`, 400},
+		{"not_json", `user_id=alice`, 400},
+		{"array", `[]`, 400},
+		{"too_large", `{"user_id":"alice","x":"` + strings.Repeat("a", 8<<10) + `"}`, 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := http.Post(h.url+"/api/dev/login", "application/json", strings.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status = %d, want %d: %s", resp.StatusCode, tt.status, body)
+			}
+			if tt.status != 200 {
+				if !bytes.Contains(body, []byte(`"code":"invalid_message"`)) {
+					t.Errorf("body = %s, want an invalid_message error", body)
+				}
+				return
+			}
+			var cookie *http.Cookie
+			for _, c := range resp.Cookies() {
+				if c.Name == "matchd_session" {
+					cookie = c
+				}
+			}
+			if cookie == nil || !cookie.HttpOnly || cookie.Value == "" {
+				t.Errorf("cookie = %+v, want an HttpOnly matchd_session", cookie)
+			}
+		})
+	}
+}
+
+func TestDevLoginOff(t *testing.T) {
+	h := start(t, withoutDevLogin)
+	status, body := h.do("POST", "/api/dev/login", "", map[string]string{"user_id": "alice"})
+	if status != http.StatusNotFound || body["error"] == nil {
+		t.Errorf("dev login when off: %d %v, want 404 with an error", status, body)
+	}
+}
+
+func TestHealthAndMetrics(t *testing.T) {
+	h := start(t)
+	alice := h.player("alice")
+	alice.join()
+	alice.expect("queued")
+	status, body := h.do("GET", "/healthz", "", nil)
+	if status != 200 || body["status"] != "healthy" || body["queue_size"] != 1.0 {
+		t.Errorf("healthz = %d %v, want healthy with queue_size 1", status, body)
+	}
+	bob := h.player("bob")
+	bob.join()
+	bob.matched()
+
+	resp, err := http.Get(h.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		"matchd_queue_size 0",
+		"matchd_joins_total 2",
+		"matchd_matches_total 1",
+		"matchd_time_to_match_seconds_count 2",
+		"matchd_room_creation_failures_total 0",
+		"matchd_websocket_connections 2",
+		`matchd_websocket_messages_received_total{type="join_queue"} 2`,
+	} {
+		if !bytes.Contains(text, []byte(want+"\n")) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if bytes.Contains(text, []byte("alice")) {
+		t.Error("a player id appears in the metrics")
+	}
+
+	h.backend.Close()
+	status, body = h.do("GET", "/healthz", "", nil)
+	if status != http.StatusServiceUnavailable || body["status"] != "unhealthy" || body["error"] == "" {
+		t.Errorf("healthz with the backend closed = %d %v, want 503 unhealthy", status, body)
+	}
+}
