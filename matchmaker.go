@@ -14,16 +14,22 @@ import (
 // Matching is event-driven: a Join that completes a pair forms the match
 // before it returns; nothing waits for a polling tick.
 type Matchmaker interface {
-	// Join puts the player of t in the queue. Only t's PlayerID, Rating and
-	// Priority are read; the backend assigns Seq and JoinedAt. Joining is
-	// idempotent: a queued player keeps their ticket and place. A player
-	// who holds a match gets that match back instead of a new ticket.
+	// Join puts the player of t in the queue. Only t's PlayerID, Rating,
+	// Priority and Owner are read; the backend assigns Seq and JoinedAt.
+	// Joining is idempotent: a queued player keeps their ticket and place,
+	// and the ticket passes to t.Owner. A player who holds a match gets
+	// that match back instead of a new ticket.
 	Join(ctx context.Context, t Ticket) (JoinResult, error)
 
 	// Leave takes the player out of the queue. It is safe when the player
 	// is not queued. A player who was already matched stays matched: the
 	// result then carries the room.
 	Leave(ctx context.Context, player string) (LeaveResult, error)
+
+	// Drop is Leave for a socket that closed: it removes the player's
+	// ticket only while owner still owns it, so a socket closing on one
+	// instance cannot take away a ticket the player re-joined elsewhere.
+	Drop(ctx context.Context, player, owner string) (LeaveResult, error)
 
 	// QueueSize returns the number of waiting tickets.
 	QueueSize(ctx context.Context) (int, error)

@@ -69,6 +69,16 @@ func (q *Queue) Add(t Ticket) bool {
 	return true
 }
 
+// Update applies f to player's ticket in place and reports whether there
+// was one. f must not change PlayerID or Seq.
+func (q *Queue) Update(player string, f func(*Ticket)) bool {
+	n, ok := q.byPlayer[player]
+	if ok {
+		f(&n.t)
+	}
+	return ok
+}
+
 // Remove deletes player's ticket and reports whether there was one.
 func (q *Queue) Remove(player string) bool {
 	n, ok := q.byPlayer[player]

@@ -33,6 +33,7 @@ func Run(t *testing.T, newBackend Factory) {
 		{"leave_removes_ticket", testLeave},
 		{"leave_when_absent_is_safe", testLeaveAbsent},
 		{"leave_after_match_keeps_match", testLeaveAfterMatch},
+		{"drop_removes_only_an_owned_ticket", testDrop},
 		{"join_after_match_returns_match", testJoinAfterMatch},
 		{"unknown_room_is_not_found", testUnknownRoom},
 		{"failed_room_keeps_original_positions", testRoomFailure},
@@ -197,6 +198,48 @@ func testLeaveAfterMatch(t *testing.T, mm matchd.Matchmaker, _ *FlakyRooms) {
 	}
 	if got := assignment(t, mm, "alice"); got == nil || got.MatchID != m.MatchID {
 		t.Errorf("match undone by a late leave: assignment = %v", got)
+	}
+}
+
+func testDrop(t *testing.T, mm matchd.Matchmaker, _ *FlakyRooms) {
+	ctx := ctxFor(t)
+	joinAs := func(owner string) matchd.JoinResult {
+		t.Helper()
+		res, err := mm.Join(ctx, matchd.Ticket{PlayerID: "alice", Owner: owner})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	drop := func(owner string) bool {
+		t.Helper()
+		res, err := mm.Drop(ctx, "alice", owner)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Removed
+	}
+	joinAs("gw-a")
+	if drop("gw-b") {
+		t.Fatal("a socket closing on gw-b dropped the ticket gw-a owns")
+	}
+	if res := joinAs("gw-b"); res.Added {
+		t.Fatal("re-join from gw-b made a second ticket")
+	}
+	if drop("gw-a") {
+		t.Fatal("gw-a dropped the ticket after gw-b took it over")
+	}
+	if n := queueSize(t, mm); n != 1 {
+		t.Fatalf("queue size = %d, want 1", n)
+	}
+	if !drop("gw-b") {
+		t.Fatal("the owner gw-b could not drop the ticket")
+	}
+	if n := queueSize(t, mm); n != 0 {
+		t.Errorf("queue size = %d after the owner dropped it, want 0", n)
+	}
+	if res, _ := mm.Drop(ctx, "nobody", "gw-a"); res.Removed {
+		t.Error("Drop of an absent player removed something")
 	}
 }
 

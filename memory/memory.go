@@ -113,7 +113,7 @@ func (b *Backend) Join(ctx context.Context, t matchd.Ticket) (matchd.JoinResult,
 	if r := b.assignmentLocked(t.PlayerID); r != nil {
 		return matchd.JoinResult{Room: r, QueueSize: b.queue.Len()}, nil
 	}
-	if _, ok := b.queue.Get(t.PlayerID); ok {
+	if b.queue.Update(t.PlayerID, func(q *matchd.Ticket) { q.Owner = t.Owner }) {
 		return matchd.JoinResult{QueueSize: b.queue.Len()}, nil
 	}
 	b.seq++
@@ -132,6 +132,22 @@ func (b *Backend) Leave(_ context.Context, player string) (matchd.LeaveResult, e
 	}
 	if r := b.assignmentLocked(player); r != nil {
 		return matchd.LeaveResult{Room: r}, nil
+	}
+	return matchd.LeaveResult{Removed: b.queue.Remove(player)}, nil
+}
+
+// Drop implements matchd.Matchmaker.
+func (b *Backend) Drop(_ context.Context, player, owner string) (matchd.LeaveResult, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return matchd.LeaveResult{}, errClosed
+	}
+	if r := b.assignmentLocked(player); r != nil {
+		return matchd.LeaveResult{Room: r}, nil
+	}
+	if t, ok := b.queue.Get(player); !ok || t.Owner != owner {
+		return matchd.LeaveResult{}, nil
 	}
 	return matchd.LeaveResult{Removed: b.queue.Remove(player)}, nil
 }

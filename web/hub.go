@@ -69,7 +69,7 @@ func (h *hub) unregister(c *conn) {
 
 	if wasJoined && !othersJoined {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		res, err := h.s.mm.Leave(ctx, c.player)
+		res, err := h.s.mm.Drop(ctx, c.player, h.s.cfg.Instance)
 		cancel()
 		switch {
 		case err != nil:

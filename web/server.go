@@ -30,6 +30,9 @@ type Config struct {
 	DevLogin bool
 	// TokenTTL is the lifetime of dev-login tokens. Default 24 h.
 	TokenTTL time.Duration
+	// Instance names this gateway as the owner of the tickets its sockets
+	// join. Default: a random id per Server.
+	Instance string
 	// OriginPatterns are extra origins allowed to open WebSockets (host
 	// patterns as in github.com/coder/websocket's AcceptOptions); the
 	// page's own origin is always allowed.
@@ -57,6 +60,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.TokenTTL <= 0 {
 		cfg.TokenTTL = 24 * time.Hour
+	}
+	if cfg.Instance == "" {
+		cfg.Instance = matchd.NewMatchID()[:12]
 	}
 	s := &Server{
 		cfg:       cfg,

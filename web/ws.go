@@ -128,7 +128,7 @@ func (c *conn) readLoop(ctx context.Context) {
 // matched before this join.
 func (c *conn) join(ctx context.Context) {
 	s := c.h.s
-	t := matchd.Ticket{PlayerID: c.player, Rating: matchd.DefaultRating, Priority: c.claims.Priority}
+	t := matchd.Ticket{PlayerID: c.player, Rating: matchd.DefaultRating, Priority: c.claims.Priority, Owner: s.cfg.Instance}
 	if c.claims.Rating != nil {
 		t.Rating = *c.claims.Rating
 	}
