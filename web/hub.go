@@ -154,24 +154,55 @@ func (h *hub) run(ctx context.Context) error {
 	}
 }
 
-// resync re-reads the assignments of every player connected here.
+// resync re-reads the assignments of every player connected here, and
+// joins again for those whose socket's join stands but who hold neither a
+// match nor, it may be, a ticket: after a Redis restart without
+// persistence, or after this instance's lease lapsed and its tickets were
+// swept. Joining is idempotent, so a ticket that survived keeps its place.
 func (h *hub) resync(ctx context.Context) {
 	h.mu.Lock()
-	players := make([]string, 0, len(h.players))
-	for p := range h.players {
-		players = append(players, p)
+	entries := make(map[string]*playerEntry, len(h.players))
+	for p, e := range h.players {
+		entries[p] = e
 	}
 	h.mu.Unlock()
-	for _, p := range players {
+	for p, e := range entries {
 		room, err := h.s.mm.Assignment(ctx, p)
 		if err != nil {
 			h.s.log.Warn("resync: reading assignment failed", "player", p, "err", err)
 			continue
 		}
+		if room == nil {
+			room = h.rejoin(ctx, p, e)
+		}
 		if room != nil {
 			h.deliver(room)
 		}
 	}
+}
+
+// rejoin joins p again if one of its sockets here holds a standing join,
+// and returns the room when that join completed a pair.
+func (h *hub) rejoin(ctx context.Context, p string, e *playerEntry) *matchd.Room {
+	e.op.Lock()
+	defer e.op.Unlock()
+	h.mu.Lock()
+	var joined *conn
+	for c := range e.conns {
+		if c.joined {
+			joined = c
+		}
+	}
+	h.mu.Unlock()
+	if joined == nil {
+		return nil
+	}
+	res, err := h.s.mm.Join(ctx, joined.ticket())
+	if err != nil {
+		h.s.log.Warn("resync: re-joining failed", "player", p, "err", err)
+		return nil
+	}
+	return res.Room
 }
 
 // closeAll closes every socket, as the server stops.

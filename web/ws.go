@@ -128,13 +128,9 @@ func (c *conn) readLoop(ctx context.Context) {
 // matched before this join.
 func (c *conn) join(ctx context.Context) {
 	s := c.h.s
-	t := matchd.Ticket{PlayerID: c.player, Rating: matchd.DefaultRating, Priority: c.claims.Priority, Owner: s.cfg.Instance}
-	if c.claims.Rating != nil {
-		t.Rating = *c.claims.Rating
-	}
 	c.entry.op.Lock()
 	c.hold()
-	res, err := s.mm.Join(ctx, t)
+	res, err := s.mm.Join(ctx, c.ticket())
 	if err == nil {
 		if res.Room == nil {
 			c.h.setJoined(c.entry, c)
@@ -165,6 +161,16 @@ func (c *conn) join(ctx context.Context) {
 		out = append(out, heldFrame{matchID: res.Room.MatchID, data: matchFoundFrame(res.Room, c.player)})
 	}
 	c.release(out...)
+}
+
+// ticket is the ticket this socket's player joins with: identity, rating
+// and priority from the verified token, never from the client's message.
+func (c *conn) ticket() matchd.Ticket {
+	t := matchd.Ticket{PlayerID: c.player, Rating: matchd.DefaultRating, Priority: c.claims.Priority, Owner: c.h.s.cfg.Instance}
+	if c.claims.Rating != nil {
+		t.Rating = *c.claims.Rating
+	}
+	return t
 }
 
 // leave handles leave_queue. A leave that comes after the match does not

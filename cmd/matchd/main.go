@@ -24,12 +24,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/matchd/matchd"
 	"github.com/matchd/matchd/auth"
 	"github.com/matchd/matchd/memory"
 	"github.com/matchd/matchd/metrics"
 	"github.com/matchd/matchd/questions"
+	"github.com/matchd/matchd/redis"
 	"github.com/matchd/matchd/web"
 )
 
@@ -53,12 +55,14 @@ func main() {
 
 // config is matchd's settings after flags and environment are read.
 type config struct {
-	addr       string
-	redisURL   string
-	authSecret string
-	devLogin   bool
-	roomTTL    time.Duration
-	logLevel   slog.Level
+	addr         string
+	redisURL     string
+	redisCluster bool
+	redisChannel string
+	authSecret   string
+	devLogin     bool
+	roomTTL      time.Duration
+	logLevel     slog.Level
 }
 
 // parseConfig reads flags from args and, for flags not given, the
@@ -69,6 +73,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.SetOutput(out)
 	fs.StringVar(&cfg.addr, "addr", ":8080", "listen address")
 	fs.StringVar(&cfg.redisURL, "redis-url", "", "Redis URL, e.g. redis://127.0.0.1:6379/0; empty = embedded in-memory backend")
+	fs.BoolVar(&cfg.redisCluster, "redis-cluster", false, "treat -redis-url as a seed node of a Redis Cluster (more nodes: ?addr=host:port&addr=…)")
+	fs.StringVar(&cfg.redisChannel, "redis-channel", "match_channel", "Redis pub/sub channel that carries match events")
 	fs.StringVar(&cfg.authSecret, "auth-secret", "", "HS256 secret for session tokens; empty = a random one per start (tokens do not survive a restart)")
 	devLogin := fs.String("dev-login", "", "enable POST /api/dev/login (true/false); default true without -auth-secret, false with one")
 	fs.DurationVar(&cfg.roomTTL, "room-ttl", 2*time.Hour, "how long a match room and its players' assignments are kept")
@@ -114,9 +120,45 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		return cfg, fmt.Errorf("-room-ttl: %v is shorter than a minute", cfg.roomTTL)
 	}
 	if cfg.redisURL != "" {
-		return cfg, errors.New("-redis-url: the Redis backend is not available in this build yet; leave it empty for the embedded backend")
+		if _, err := cfg.redisOptions(); err != nil {
+			return cfg, fmt.Errorf("-redis-url: %w", err)
+		}
+	} else if cfg.redisCluster {
+		return cfg, errors.New("-redis-cluster needs -redis-url")
+	}
+	if cfg.redisChannel == "" {
+		return cfg, errors.New("-redis-channel must not be empty")
 	}
 	return cfg, nil
+}
+
+// redisOptions parses the Redis URL as a single server's or, with
+// -redis-cluster, as a cluster seed's.
+func (cfg config) redisOptions() (*goredis.UniversalOptions, error) {
+	if cfg.redisCluster {
+		o, err := goredis.ParseClusterURL(cfg.redisURL)
+		if err != nil {
+			return nil, err
+		}
+		return &goredis.UniversalOptions{Addrs: o.Addrs, Username: o.Username, Password: o.Password, TLSConfig: o.TLSConfig, IsClusterMode: true}, nil
+	}
+	o, err := goredis.ParseURL(cfg.redisURL)
+	if err != nil {
+		return nil, err
+	}
+	return &goredis.UniversalOptions{Addrs: []string{o.Addr}, DB: o.DB, Username: o.Username, Password: o.Password, TLSConfig: o.TLSConfig}, nil
+}
+
+// newRedisClient connects to the configured Redis or Redis Cluster.
+func (cfg config) newRedisClient() (goredis.UniversalClient, error) {
+	o, err := cfg.redisOptions()
+	if err != nil {
+		return nil, err
+	}
+	if o.IsClusterMode {
+		return goredis.NewClusterClient(o.Cluster()), nil
+	}
+	return goredis.NewClient(o.Simple()), nil
 }
 
 // run serves until ctx ends. ready, when not nil, receives the bound
@@ -131,13 +173,43 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- stri
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	m := metrics.New(reg)
-	backend := memory.New(memory.Config{
-		Rooms:    matchd.QuestionRooms{Bank: bank, Clock: clock},
-		Clock:    clock,
-		Observer: m,
-		Logger:   logger.With("component", "memory"),
-		RoomTTL:  cfg.roomTTL,
-	})
+	rooms := matchd.QuestionRooms{Bank: bank, Clock: clock}
+	// One id names this instance to its gateway (as ticket owner) and to
+	// the Redis backend (as lease holder).
+	instance := matchd.NewMatchID()[:12]
+	var backend interface {
+		matchd.Matchmaker
+		Close() error
+	}
+	backendName := "memory"
+	if cfg.redisURL == "" {
+		backend = memory.New(memory.Config{
+			Rooms:    rooms,
+			Clock:    clock,
+			Observer: m,
+			Logger:   logger.With("component", "memory"),
+			RoomTTL:  cfg.roomTTL,
+		})
+	} else {
+		client, err := cfg.newRedisClient()
+		if err != nil {
+			return err
+		}
+		defer client.Close()
+		backendName = "redis"
+		if cfg.redisCluster {
+			backendName = "redis-cluster"
+		}
+		backend = redis.New(redis.Config{
+			Client:   client,
+			Rooms:    rooms,
+			Channel:  cfg.redisChannel,
+			Instance: instance,
+			Observer: m,
+			Logger:   logger.With("component", "redis"),
+			RoomTTL:  cfg.roomTTL,
+		})
+	}
 	defer backend.Close()
 	m.WatchQueue(backend.QueueSize)
 
@@ -152,6 +224,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- stri
 		Logger:         logger,
 		Clock:          clock,
 		DevLogin:       cfg.devLogin,
+		Instance:       instance,
 	})
 
 	ln, err := net.Listen("tcp", cfg.addr)
@@ -163,7 +236,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- stri
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	logger.Info("matchd is up", "url", "http://"+displayAddr(ln.Addr()), "backend", "memory", "questions", bank.Len())
+	logger.Info("matchd is up", "url", "http://"+displayAddr(ln.Addr()), "backend", backendName, "instance", instance, "questions", bank.Len())
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}

@@ -31,7 +31,12 @@ func TestParseConfig(t *testing.T) {
 		{"bad_log_level", []string{"-log-level", "loud"}, nil, nil, "-log-level"},
 		{"unknown_flag", []string{"-bogus"}, nil, nil, "bogus"},
 		{"stray_argument", []string{"extra"}, nil, nil, "unexpected argument"},
-		{"redis_not_yet", []string{"-redis-url", "redis://127.0.0.1:6379"}, nil, nil, "redis"},
+		{"redis_url", nil, map[string]string{"MATCHD_REDIS_URL": "redis://127.0.0.1:6390/2"}, func(c config) bool { return c.redisURL != "" && !c.redisCluster && c.redisChannel == "match_channel" }, ""},
+		{"redis_cluster", []string{"-redis-url", "redis://127.0.0.1:7000?addr=127.0.0.1:7001", "-redis-cluster"}, nil, func(c config) bool { return c.redisCluster }, ""},
+		{"redis_channel", []string{"-redis-channel", "matches"}, map[string]string{"MATCHD_REDIS_CHANNEL": "x"}, func(c config) bool { return c.redisChannel == "matches" }, ""},
+		{"bad_redis_url", []string{"-redis-url", "http://nope"}, nil, nil, "-redis-url"},
+		{"cluster_without_url", []string{"-redis-cluster"}, nil, nil, "-redis-cluster needs"},
+		{"empty_channel", []string{"-redis-channel", ""}, nil, nil, "-redis-channel"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,7 +60,7 @@ func TestParseConfig(t *testing.T) {
 func TestHelpListsEveryFlag(t *testing.T) {
 	var out strings.Builder
 	parseConfig([]string{"-h"}, func(string) string { return "" }, &out)
-	for _, f := range []string{"-addr", "-redis-url", "-auth-secret", "-dev-login", "-room-ttl", "-log-level", "MATCHD_"} {
+	for _, f := range []string{"-addr", "-redis-url", "-redis-cluster", "-redis-channel", "-auth-secret", "-dev-login", "-room-ttl", "-log-level", "MATCHD_"} {
 		if !strings.Contains(out.String(), f) {
 			t.Errorf("-h output lacks %s", f)
 		}

@@ -1,0 +1,31 @@
+-- sweep.lua: remove the tickets of instances whose lease has expired
+-- (ghosts: players whose instance died with their socket).
+--
+-- KEYS[1] leases  KEYS[2] queue  KEYS[3] tickets  KEYS[4] owners
+-- ARGV[1] prefix of the pool's keys, for owned:<instance>
+-- ARGV[2] at most this many dead instances per call
+--
+-- Reply: the number of tickets removed.
+--
+-- Why it is safe: a ticket is removed only while the dead instance still
+-- owns it; a player who re-joined through a live instance took the ticket
+-- over (join.lua) and keeps it, and their place. Any number of instances
+-- may sweep at once: the script is atomic and idempotent.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+local removed = 0
+for _, inst in ipairs(dead) do
+  local owned = ARGV[1] .. 'owned:' .. inst
+  for _, p in ipairs(redis.call('SMEMBERS', owned)) do
+    if redis.call('HGET', KEYS[4], p) == inst then
+      redis.call('ZREM', KEYS[2], p)
+      redis.call('HDEL', KEYS[3], p)
+      redis.call('HDEL', KEYS[4], p)
+      removed = removed + 1
+    end
+  end
+  redis.call('DEL', owned)
+  redis.call('ZREM', KEYS[1], inst)
+end
+return removed
