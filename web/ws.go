@@ -24,6 +24,10 @@ const (
 	// answer within pingTimeout is closed, and its ticket released.
 	pingInterval = 20 * time.Second
 	pingTimeout  = 10 * time.Second
+	// opTimeout bounds one backend call made for a client message, so a
+	// hung store is answered "unavailable" instead of leaving the socket
+	// waiting.
+	opTimeout = 5 * time.Second
 )
 
 // conn is one client WebSocket.
@@ -81,7 +85,10 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 
 	// A player who already holds a match learns of it at once, whichever
 	// instance formed it and whether or not its event was seen.
-	if room, err := s.mm.Assignment(r.Context(), c.player); err != nil {
+	ctx, cancel := context.WithTimeout(r.Context(), opTimeout)
+	room, err := s.mm.Assignment(ctx, c.player)
+	cancel()
+	if err != nil {
 		c.send(errorFrame(err))
 	} else if room != nil {
 		c.sendMatch(room.MatchID, matchFoundFrame(room, c.player))
@@ -116,9 +123,13 @@ func (c *conn) readLoop(ctx context.Context) {
 		case msgPing:
 			c.send(pongFrame)
 		case msgJoinQueue:
-			c.join(ctx)
+			opCtx, cancel := context.WithTimeout(ctx, opTimeout)
+			c.join(opCtx)
+			cancel()
 		case msgLeaveQueue:
-			c.leave(ctx)
+			opCtx, cancel := context.WithTimeout(ctx, opTimeout)
+			c.leave(opCtx)
+			cancel()
 		}
 	}
 }

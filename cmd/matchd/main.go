@@ -196,6 +196,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- stri
 			return err
 		}
 		defer client.Close()
+		goredis.SetLogger(redis.LogAdapter{Logger: logger})
 		backendName = "redis"
 		if cfg.redisCluster {
 			backendName = "redis-cluster"

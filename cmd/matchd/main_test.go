@@ -9,6 +9,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/matchd/matchd/redistest"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -67,10 +71,11 @@ func TestHelpListsEveryFlag(t *testing.T) {
 	}
 }
 
-// TestRun starts the real service on a free port, checks that it serves,
-// and stops it as a signal would.
-func TestRun(t *testing.T) {
-	cfg, err := parseConfig([]string{"-addr", "127.0.0.1:0"}, func(string) string { return "" }, io.Discard)
+// startRun runs the real service with args on a free port and returns
+// its address and a function that stops it as a signal would.
+func startRun(t *testing.T, args ...string) (addr string, stop func()) {
+	t.Helper()
+	cfg, err := parseConfig(append([]string{"-addr", "127.0.0.1:0"}, args...), func(string) string { return "" }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,12 +83,35 @@ func TestRun(t *testing.T) {
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, cfg, slog.New(slog.DiscardHandler), ready) }()
-	var addr string
 	select {
 	case addr = <-ready:
 	case err := <-done:
 		t.Fatalf("run: %v", err)
 	}
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run after cancel: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("run did not return after its context ended")
+		}
+	}
+	t.Cleanup(stop)
+	return addr, stop
+}
+
+// TestRun starts the real service on a free port, checks that it serves,
+// and stops it as a signal would.
+func TestRun(t *testing.T) {
+	addr, stop := startRun(t)
 	resp, err := http.Get("http://" + addr + "/healthz")
 	if err != nil {
 		t.Fatal(err)
@@ -103,13 +131,62 @@ func TestRun(t *testing.T) {
 	if !strings.Contains(string(text), "matchd_queue_size 0") || !strings.Contains(string(text), "go_goroutines") {
 		t.Errorf("metrics lack matchd_queue_size or the Go collector")
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("run after cancel: %v", err)
+	stop()
+}
+
+// TestRunRedis runs two instances of the real service on one real Redis
+// and matches a player on each with the other.
+func TestRunRedis(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	args := []string{"-redis-url", srv.URL(), "-auth-secret", "shared", "-dev-login", "true"}
+	a, _ := startRun(t, args...)
+	b, _ := startRun(t, args...)
+	alice, bob := dialAs(t, a, "alice"), dialAs(t, b, "bob")
+	write := func(ws *websocket.Conn, msg string) {
+		if err := ws.Write(t.Context(), websocket.MessageText, []byte(msg)); err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("run did not return after its context ended")
 	}
+	next := func(ws *websocket.Conn) map[string]any {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		_, data, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		json.Unmarshal(data, &m)
+		return m
+	}
+	write(alice, `{"type":"join_queue"}`)
+	if m := next(alice); m["type"] != "queued" {
+		t.Fatalf("alice got %v", m)
+	}
+	write(bob, `{"type":"join_queue"}`)
+	next(bob) // queued
+	mb, ma := next(bob), next(alice)
+	if mb["type"] != "match_found" || ma["type"] != "match_found" || ma["match_id"] != mb["match_id"] {
+		t.Fatalf("alice got %v, bob got %v: want one match across the two instances", ma, mb)
+	}
+	if n, _ := srv.Client(t).Exists(t.Context(), "matchd:{default}:room:"+ma["match_id"].(string)).Result(); n != 1 {
+		t.Error("the room is not in Redis")
+	}
+}
+
+// dialAs logs user in on the instance at addr and opens a socket.
+func dialAs(t *testing.T, addr, user string) *websocket.Conn {
+	t.Helper()
+	resp, err := http.Post("http://"+addr+"/api/dev/login", "application/json", strings.NewReader(`{"user_id":"`+user+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body map[string]string
+	json.NewDecoder(resp.Body).Decode(&body)
+	resp.Body.Close()
+	ws, _, err := websocket.Dial(t.Context(), "ws://"+addr+"/ws?token="+body["token"], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.CloseNow() })
+	return ws
 }

@@ -1,0 +1,264 @@
+package redis_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/matchd/matchd"
+	"github.com/matchd/matchd/matchdtest"
+	"github.com/matchd/matchd/redis"
+	"github.com/matchd/matchd/redistest"
+)
+
+// The benchmarks measure matches per second through the Redis backend
+// against a real redis-server of their own (redistest), for bench/run to
+// compare with redis-benchmark's EVAL rate on the same machine. Each one
+// checks what it measured: every player matched exactly once, every
+// assignment written, the queue empty.
+
+// benchPools numbers the pools of benchmark runs: Go runs a benchmark
+// function more than once (b.N = 1 first), and each run gets its own pool.
+var benchPools atomic.Int64
+
+func benchPool(name string) string {
+	return fmt.Sprintf("bench-%s-%d", name, benchPools.Add(1))
+}
+
+// matchLog is an Observer that records every match, so a benchmark can
+// prove that each player was matched exactly once.
+type matchLog struct {
+	mu      sync.Mutex
+	matched map[string]string // player -> match id
+	dups    []string          // players matched more than once
+	count   atomic.Int64      // matches
+	failed  atomic.Int64      // failed room creations
+}
+
+func newMatchLog() *matchLog { return &matchLog{matched: make(map[string]string)} }
+
+func (l *matchLog) Matched(room matchd.Room, _ [2]time.Duration) {
+	l.mu.Lock()
+	for _, p := range room.Players() {
+		if old, ok := l.matched[p]; ok {
+			l.dups = append(l.dups, fmt.Sprintf("%s in %s and %s", p, old, room.MatchID))
+		}
+		l.matched[p] = room.MatchID
+	}
+	l.mu.Unlock()
+	l.count.Add(1)
+}
+
+func (l *matchLog) RoomFailed(error) { l.failed.Add(1) }
+
+// check fails b unless exactly the given players were matched, each once,
+// in wantMatches matches.
+func (l *matchLog) check(b *testing.B, players []string, wantMatches int) {
+	b.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.dups) > 0 {
+		b.Fatalf("%d players matched twice, e.g. %s", len(l.dups), l.dups[0])
+	}
+	if got := l.count.Load(); got != int64(wantMatches) {
+		b.Fatalf("%d matches formed, want %d", got, wantMatches)
+	}
+	if len(l.matched) != len(players) {
+		b.Fatalf("%d players matched, want %d", len(l.matched), len(players))
+	}
+	for _, p := range players {
+		if _, ok := l.matched[p]; !ok {
+			b.Fatalf("player %s was never matched", p)
+		}
+	}
+}
+
+// checkAssigned fails b unless every player's assignment is in Redis and
+// the pool's queue is empty.
+func checkAssigned(b *testing.B, client *goredis.Client, pool string, players []string) {
+	b.Helper()
+	ctx := context.Background()
+	prefix := "matchd:{" + pool + "}:"
+	pipe := client.Pipeline()
+	cmds := make([]*goredis.IntCmd, len(players))
+	for i, p := range players {
+		cmds[i] = pipe.Exists(ctx, prefix+"assign:"+p)
+	}
+	queue := pipe.ZCard(ctx, prefix+"queue")
+	if _, err := pipe.Exec(ctx); err != nil {
+		b.Fatal(err)
+	}
+	missing := 0
+	for i, c := range cmds {
+		if c.Val() != 1 {
+			if missing == 0 {
+				b.Errorf("no assignment for %s", players[i])
+			}
+			missing++
+		}
+	}
+	if missing > 0 {
+		b.Fatalf("%d of %d players have no assignment", missing, len(players))
+	}
+	if n := queue.Val(); n != 0 {
+		b.Fatalf("%d tickets left in the queue, want 0", n)
+	}
+}
+
+// BenchmarkJoinPairs forms b.N matches from 2·b.N fresh players who join
+// from 8 goroutines per CPU, two Join calls per iteration. A match costs
+// two join.lua and at least one match.lua round trip; a commit that loses
+// to a newer read (a conflict) costs a room and another match.lua.
+func BenchmarkJoinPairs(b *testing.B) {
+	srv := redistest.Start(b, redistest.Options{})
+	client := srv.Client(b)
+	pool := benchPool("join")
+	rooms := matchdtest.NewFlakyRooms(b)
+	log := newMatchLog()
+	backend := redis.New(redis.Config{
+		Client:   client,
+		Rooms:    rooms,
+		Pool:     pool,
+		Channel:  "match_channel:" + pool,
+		Observer: log,
+	})
+	b.Cleanup(func() { backend.Close() })
+
+	players := make([]string, 2*b.N)
+	for i := range players {
+		players[i] = fmt.Sprintf("%s-p%d", pool, i)
+	}
+	var next atomic.Int64 // pairs handed out
+	var errs atomic.Int64
+	var firstErr atomic.Value
+	ctx := context.Background()
+
+	b.SetParallelism(8)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := next.Add(1) - 1
+			for _, p := range players[2*i : 2*i+2] {
+				if _, err := backend.Join(ctx, matchd.Ticket{PlayerID: p, Rating: 1500}); err != nil {
+					errs.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+				}
+			}
+		}
+	})
+	// Every Join runs a pass that leaves fewer than two tickets, so all
+	// matches should be formed by now; allow the periodic pass (1 s) to
+	// catch up in case one was not, and count its time.
+	deadline := time.Now().Add(5 * time.Second)
+	for log.count.Load() < int64(b.N) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+
+	if n := errs.Load(); n > 0 {
+		b.Fatalf("%d joins failed, first: %v", n, firstErr.Load())
+	}
+	log.check(b, players, b.N)
+	checkAssigned(b, client, pool, players)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "matches/s")
+	// Rooms made per match: above 1 when commits lost to a stale read.
+	b.ReportMetric(float64(rooms.Attempts.Load())/float64(b.N), "rooms/match")
+}
+
+// BenchmarkDrain measures how fast one instance drains a backlog: 2·b.N
+// tickets pile up while room creation fails, then a new backend on the
+// same pool matches them all in its periodic pass, one match.lua round
+// trip per match.
+func BenchmarkDrain(b *testing.B) {
+	srv := redistest.Start(b, redistest.Options{})
+	client := srv.Client(b)
+	pool := benchPool("drain")
+	rooms := matchdtest.NewFlakyRooms(b)
+	rooms.Failing.Store(true)
+	cfg := redis.Config{
+		Client:     client,
+		Rooms:      rooms,
+		Pool:       pool,
+		Channel:    "match_channel:" + pool,
+		MatchEvery: time.Hour, // no pass of its own during the fill
+		RetryMin:   time.Hour, // and no retry after the failed rooms
+		LeaseTTL:   time.Hour, // nobody sweeps the filler's tickets
+	}
+	ctx := context.Background()
+
+	// Fill: every Join after the first tries a room, which fails, so the
+	// tickets stay queued.
+	filler := redis.New(cfg)
+	b.Cleanup(func() { filler.Close() }) // on failure; Close twice is fine
+	players := make([]string, 2*b.N)
+	for i := range players {
+		players[i] = fmt.Sprintf("%s-p%d", pool, i)
+	}
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(players) {
+					return
+				}
+				if _, err := filler.Join(ctx, matchd.Ticket{PlayerID: players[i], Rating: 1500}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	filler.Close()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatalf("filling the queue: %v", err)
+	}
+	queue := "matchd:{" + pool + "}:queue"
+	if n := client.ZCard(ctx, queue).Val(); n != int64(len(players)) {
+		b.Fatalf("queue holds %d tickets after the fill, want %d", n, len(players))
+	}
+
+	// Drain: a new backend whose periodic pass starts within 1 ms.
+	log := newMatchLog()
+	b.ResetTimer()
+	start := time.Now()
+	rooms.Failing.Store(false)
+	cfg.MatchEvery = time.Millisecond
+	cfg.Observer = log
+	drainer := redis.New(cfg)
+	b.Cleanup(func() { drainer.Close() })
+	deadline := start.Add(time.Minute)
+	for {
+		n, err := client.ZCard(ctx, queue).Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d tickets still queued after %v", n, time.Minute)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+
+	// The Observer hears of the last match just after its commit.
+	matchdtest.Eventually(b, 5*time.Second, func() bool { return log.count.Load() >= int64(b.N) },
+		"all %d matches observed", b.N)
+	log.check(b, players, b.N)
+	checkAssigned(b, client, pool, players)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "matches/s")
+}
