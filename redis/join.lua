@@ -12,8 +12,9 @@
 --
 -- Reply: {"matched", room}                  the player holds a match
 --        {"queued", size}                   already queued; ticket now owned by ARGV[2]
---        {"added", size, now_ms, p, t, …}   new ticket; then the oldest tickets
---                                            (player, ticket JSON) when size >= 2
+--        {"added", size, now_ms, seq, p, t, …}  new ticket with this seq; then the
+--                                            oldest tickets (player, ticket JSON)
+--                                            when size >= 2
 --
 -- Why it is safe: a script runs atomically, so the check for an existing
 -- assignment or ticket and the insert cannot interleave with another
@@ -50,7 +51,7 @@ redis.call('HSET', KEYS[4], player, owner)
 redis.call('SADD', KEYS[6], player)
 
 local size = redis.call('ZCARD', KEYS[1])
-local reply = {'added', size, now}
+local reply = {'added', size, now, seq}
 if size >= 2 then
   local ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[5]) - 1)
   local tickets = redis.call('HMGET', KEYS[3], unpack(ids))

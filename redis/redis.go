@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,7 +54,12 @@ type Config struct {
 	MatchEvery time.Duration // periodic matching pass, for pairs no join woke; default 1 s
 	RetryMin   time.Duration // first retry after a failed room; default 100 ms
 	RetryMax   time.Duration // default 5 s
-	// Peek is how many of the oldest tickets a matching pass reads. Default 2.
+	// Batch is how many disjoint pairs a pass commits in one match.lua
+	// call. Default 16.
+	Batch int
+	// Peek is how many of the oldest tickets a matching pass reads.
+	// Default 4*Batch: enough for two batches, one in flight while the
+	// next is chosen.
 	Peek        int
 	EventBuffer int // per subscriber; default 1024
 }
@@ -66,6 +72,14 @@ type Backend struct {
 	k   keys
 
 	passMu sync.Mutex // one matching pass at a time per instance
+	// seen is the ticket counter of the newest head a finished pass of
+	// this instance looked at: every ticket with seq <= seen that was
+	// queued then has been considered for pairing. Guarded by passMu.
+	seen uint64
+	// known holds the tickets of the last head a pass decoded, so that a
+	// ticket seen again in the next head is not decoded again. Guarded by
+	// passMu.
+	known map[string]matchd.Ticket
 
 	kick   chan struct{}
 	ctx    context.Context
@@ -115,8 +129,11 @@ func New(cfg Config) *Backend {
 	if cfg.RetryMax < cfg.RetryMin {
 		cfg.RetryMax = max(5*time.Second, cfg.RetryMin)
 	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 16
+	}
 	if cfg.Peek < 2 {
-		cfg.Peek = 2
+		cfg.Peek = 4 * cfg.Batch
 	}
 	if cfg.EventBuffer <= 0 {
 		cfg.EventBuffer = 1024
@@ -150,6 +167,12 @@ func (b *Backend) Close() error {
 	return nil
 }
 
+// joinPeek is how many of the oldest tickets join.lua returns. Two are
+// enough to start a pass: if more wait, the first commit's reply brings a
+// full head. Returning Peek tickets to every join would cost Redis dearly
+// whenever a backlog builds up.
+const joinPeek = 2
+
 // ticketRecord is the JSON of a ticket in the tickets hash; join.lua
 // writes it around the attrs that Go encodes.
 type ticketRecord struct {
@@ -175,7 +198,7 @@ func (b *Backend) Join(ctx context.Context, t matchd.Ticket) (matchd.JoinResult,
 	k := b.k
 	reply, err := joinScript.Run(ctx, b.c,
 		[]string{k.queue, k.seq, k.tickets, k.owners, k.assign(t.PlayerID), k.owned(t.Owner)},
-		t.PlayerID, t.Owner, attrs, k.prefix, b.cfg.Peek).Slice()
+		t.PlayerID, t.Owner, attrs, k.prefix, joinPeek).Slice()
 	if err != nil {
 		return matchd.JoinResult{}, unavailable(err)
 	}
@@ -186,14 +209,14 @@ func (b *Backend) Join(ctx context.Context, t matchd.Ticket) (matchd.JoinResult,
 	case "queued":
 		return matchd.JoinResult{QueueSize: int(toInt(reply[1]))}, nil
 	case "added":
-		size := int(toInt(reply[1]))
-		head, err := parseHead(reply[3:])
+		size, seq := int(toInt(reply[1])), uint64(toInt(reply[3]))
+		head, err := parseHead(reply[4:])
 		if err != nil {
 			return matchd.JoinResult{}, err
 		}
 		res := matchd.JoinResult{Added: true, QueueSize: size}
 		if len(head) >= 2 {
-			rooms, size, err := b.pass(ctx, head)
+			rooms, size, err := b.pass(ctx, head, seq, seq)
 			if err != nil {
 				// The ticket is in; the periodic pass will match it.
 				b.cfg.Logger.Warn("matching after join failed", "err", err)
@@ -356,18 +379,75 @@ func (b *Backend) endSubscriptions() {
 	}
 }
 
-// pass forms matches from head (the oldest tickets, oldest first) until
-// no pair remains, and returns the rooms made and the last queue size seen.
-func (b *Backend) pass(ctx context.Context, head []matchd.Ticket) ([]matchd.Room, int, error) {
+// pass forms matches from head (the oldest tickets, oldest first, read
+// when the ticket counter was headSeq) until no pair remains, and returns
+// the rooms made and the last queue size seen.
+//
+// Passes of one instance run one at a time. A pass for a new ticket (mine,
+// its seq) is skipped when a pass that finished meanwhile had already
+// looked at a head that included it: that pass matched whatever could be
+// matched, and repeating it from an older read would only lose the
+// commit-if-unchanged check to it.
+//
+// Within a pass, batches are double-buffered: while one batch's commits
+// run in Redis, the next is chosen from the tickets not in flight and
+// sent, so Redis and this process work at the same time instead of taking
+// turns. Batches are disjoint, so they cannot conflict with each other.
+func (b *Backend) pass(ctx context.Context, head []matchd.Ticket, headSeq, mine uint64) ([]matchd.Room, int, error) {
 	b.passMu.Lock()
 	defer b.passMu.Unlock()
+	if mine != 0 && b.seen >= mine {
+		return nil, len(head), nil
+	}
 	var rooms []matchd.Room
 	size := len(head)
-	for len(head) >= 2 {
-		q := matchd.NewQueue()
-		for _, t := range head {
+	var inflight *flight
+	stopped := false // a room failed: finish what is in flight, start nothing
+	for {
+		var next *flight
+		if !stopped {
+			pairs, made, failed := b.choose(ctx, head, inflight)
+			stopped = failed
+			if len(pairs) > 0 {
+				next = b.send(ctx, pairs, made)
+			}
+		}
+		if inflight == nil && next == nil {
+			break
+		}
+		if inflight != nil {
+			if err := inflight.wait(); err != nil {
+				if next != nil && next.wait() == nil {
+					rooms = append(rooms, b.record(next)...)
+				}
+				return rooms, size, err
+			}
+			rooms = append(rooms, b.record(inflight)...)
+			var err error
+			if head, err = b.decodeHead(inflight.raw); err != nil {
+				return rooms, size, err
+			}
+			headSeq, size = inflight.seq, inflight.size
+		}
+		inflight = next
+	}
+	b.seen = max(b.seen, headSeq)
+	return rooms, size, nil
+}
+
+// choose picks up to Batch disjoint pairs by the core's rule from the
+// tickets of head that are not in flight, in the order the rule gives,
+// and makes their rooms. It stops at the first room that cannot be made
+// (failed), so that no later pair overtakes that one; the failed pair
+// keeps its place and a retry is scheduled.
+func (b *Backend) choose(ctx context.Context, head []matchd.Ticket, inflight *flight) (pairs [][2]matchd.Ticket, rooms []matchd.Room, failed bool) {
+	q := matchd.NewQueue()
+	for _, t := range head {
+		if !inflight.has(t.PlayerID) {
 			q.Add(t)
 		}
+	}
+	for len(pairs) < b.cfg.Batch {
 		p1, p2, ok := q.Pair(matchd.AnyPair)
 		if !ok {
 			break
@@ -377,65 +457,122 @@ func (b *Backend) pass(ctx context.Context, head []matchd.Ticket) ([]matchd.Room
 			b.cfg.Observer.RoomFailed(err)
 			b.cfg.Logger.Warn("room creation failed; pair stays queued", "err", err)
 			b.scheduleRetry()
-			return rooms, size, nil
+			return pairs, rooms, true
 		}
-		ok, now, n, next, err := b.commit(ctx, p1, p2, room)
-		if err != nil {
-			return rooms, size, err
-		}
-		if ok {
-			b.resetBackoff()
-			b.cfg.Observer.Matched(room, [2]time.Duration{now.Sub(p1.JoinedAt), now.Sub(p2.JoinedAt)})
-			rooms = append(rooms, room)
-		}
-		head, size = next, n
+		q.Remove(p1.PlayerID)
+		q.Remove(p2.PlayerID)
+		pairs = append(pairs, [2]matchd.Ticket{p1, p2})
+		rooms = append(rooms, room)
 	}
-	return rooms, size, nil
+	return pairs, rooms, false
 }
 
-// commit runs match.lua for p1 and p2 in room. ok is false when either
-// ticket changed since it was read; next is the queue's head either way.
-func (b *Backend) commit(ctx context.Context, p1, p2 matchd.Ticket, room matchd.Room) (ok bool, now time.Time, size int, next []matchd.Ticket, err error) {
-	roomJSON, err := json.Marshal(room)
-	if err != nil {
-		return false, now, 0, nil, err
+// flight is a batch of match commits on its way through Redis.
+type flight struct {
+	pairs [][2]matchd.Ticket
+	rooms []matchd.Room
+	done  chan struct{}
+
+	// Set when done is closed.
+	err  error
+	ok   []bool    // ok[i]: pair i was committed
+	now  time.Time // Redis time of the commit
+	size int       // queue size after the batch
+	seq  uint64    // the ticket counter when the head was read
+	raw  []any     // the head (player, ticket JSON, …), decoded by the pass
+}
+
+func (f *flight) has(player string) bool {
+	if f == nil {
+		return false
 	}
-	event, err := json.Marshal(matchd.NewEvent(room))
-	if err != nil {
-		return false, now, 0, nil, err
+	for _, p := range f.pairs {
+		if p[0].PlayerID == player || p[1].PlayerID == player {
+			return true
+		}
 	}
+	return false
+}
+
+func (f *flight) wait() error {
+	<-f.done
+	return f.err
+}
+
+// record reports the committed matches of a finished flight and returns
+// their rooms.
+func (b *Backend) record(f *flight) []matchd.Room {
+	var rooms []matchd.Room
+	for i, p := range f.pairs {
+		if f.ok[i] {
+			b.cfg.Observer.Matched(f.rooms[i], [2]time.Duration{f.now.Sub(p[0].JoinedAt), f.now.Sub(p[1].JoinedAt)})
+			rooms = append(rooms, f.rooms[i])
+		}
+	}
+	if len(rooms) > 0 {
+		b.resetBackoff()
+	}
+	return rooms
+}
+
+// send starts committing pairs (with their rooms) in one match.lua call
+// and returns at once. A pair whose ticket changed since it was read
+// (another instance matched it, or the player left) is not committed.
+func (b *Backend) send(ctx context.Context, pairs [][2]matchd.Ticket, rooms []matchd.Room) *flight {
+	f := &flight{pairs: pairs, rooms: rooms, done: make(chan struct{})}
 	k := b.k
-	reply, err := matchScript.Run(ctx, b.c,
-		[]string{k.queue, k.tickets, k.owners, k.assign(p1.PlayerID), k.assign(p2.PlayerID), k.room(room.MatchID)},
-		p1.PlayerID, strconv.FormatUint(p1.Seq, 10), p2.PlayerID, strconv.FormatUint(p2.Seq, 10),
-		roomJSON, b.cfg.RoomTTL.Milliseconds(), b.cfg.Channel, event, k.prefix, b.cfg.Peek).Slice()
-	if err != nil {
-		return false, now, 0, nil, unavailable(err)
+	keys := make([]string, 0, 4+3*len(pairs))
+	keys = append(keys, k.queue, k.tickets, k.owners, k.seq)
+	args := make([]any, 0, 4+6*len(pairs))
+	args = append(args, b.cfg.RoomTTL.Milliseconds(), b.cfg.Channel, k.prefix, b.cfg.Peek)
+	for i, p := range pairs {
+		roomJSON, err := json.Marshal(rooms[i])
+		if err != nil {
+			f.err = err
+			close(f.done)
+			return f
+		}
+		event := eventJSON(rooms[i], roomJSON)
+		keys = append(keys, k.assign(p[0].PlayerID), k.assign(p[1].PlayerID), k.room(rooms[i].MatchID))
+		args = append(args, p[0].PlayerID, strconv.FormatUint(p[0].Seq, 10), p[1].PlayerID, strconv.FormatUint(p[1].Seq, 10), roomJSON, event)
 	}
-	now = time.UnixMilli(toInt(reply[1]))
-	next, err = parseHead(reply[3:])
-	return status(reply) == "ok", now, int(toInt(reply[2])), next, err
+	go func() {
+		defer close(f.done)
+		reply, err := matchScript.Run(ctx, b.c, keys, args...).Slice()
+		if err != nil {
+			f.err = unavailable(err)
+			return
+		}
+		committed, _ := reply[3].([]any)
+		if len(committed) != len(pairs) {
+			f.err = fmt.Errorf("match.lua: %d results for %d pairs", len(committed), len(pairs))
+			return
+		}
+		f.ok = make([]bool, len(pairs))
+		for i, c := range committed {
+			f.ok[i] = toInt(c) == 1
+		}
+		f.now, f.size, f.seq = time.UnixMilli(toInt(reply[0])), int(toInt(reply[1])), uint64(toInt(reply[2]))
+		f.raw = reply[4:]
+	}()
+	return f
 }
 
 // matchQueued runs a pass from a fresh read of the queue's head.
 func (b *Backend) matchQueued(ctx context.Context) error {
-	ids, err := b.c.ZRange(ctx, b.k.queue, 0, int64(b.cfg.Peek-1)).Result()
-	if err != nil || len(ids) < 2 {
-		return unavailable(err)
-	}
-	records, err := b.c.HMGet(ctx, b.k.tickets, ids...).Result()
+	k := b.k
+	reply, err := peekScript.Run(ctx, b.c, []string{k.queue, k.tickets, k.seq}, b.cfg.Peek).Slice()
 	if err != nil {
 		return unavailable(err)
 	}
-	flat := make([]any, 0, 2*len(ids))
-	for i, id := range ids {
-		flat = append(flat, id, records[i])
+	if toInt(reply[0]) < 2 {
+		return nil
 	}
-	head, err := parseHead(flat)
+	head, err := parseHead(reply[2:])
 	if err != nil {
 		return err
 	}
-	_, _, err = b.pass(ctx, head)
+	_, _, err = b.pass(ctx, head, uint64(toInt(reply[1])), 0)
 	return err
 }
 
@@ -538,12 +675,39 @@ func (b *Backend) keeper() {
 
 // parseHead decodes the (player, ticket JSON) pairs a script returns.
 func parseHead(flat []any) ([]matchd.Ticket, error) {
+	return decodeTickets(flat, nil)
+}
+
+// decodeHead is parseHead for a pass: tickets it decoded in the previous
+// head are reused when their seq is unchanged. Call it with passMu held.
+func (b *Backend) decodeHead(flat []any) ([]matchd.Ticket, error) {
+	head, err := decodeTickets(flat, func(player, raw string) (matchd.Ticket, bool) {
+		t, ok := b.known[player]
+		return t, ok && t.Seq == leadingSeq(raw)
+	})
+	known := make(map[string]matchd.Ticket, len(head))
+	for _, t := range head {
+		known[t.PlayerID] = t
+	}
+	b.known = known
+	return head, err
+}
+
+// decodeTickets decodes (player, ticket JSON) pairs, taking a ticket from
+// reuse when it has it.
+func decodeTickets(flat []any, reuse func(player, raw string) (matchd.Ticket, bool)) ([]matchd.Ticket, error) {
 	out := make([]matchd.Ticket, 0, len(flat)/2)
 	for i := 0; i+1 < len(flat); i += 2 {
 		player, _ := flat[i].(string)
 		raw, ok := flat[i+1].(string)
 		if !ok {
-			continue // removed between ZRANGE and HMGET (matchQueued's two reads)
+			continue // the ticket went between two reads
+		}
+		if reuse != nil {
+			if t, ok := reuse(player, raw); ok {
+				out = append(out, t)
+				continue
+			}
 		}
 		var rec ticketRecord
 		if err := json.Unmarshal([]byte(raw), &rec); err != nil {
@@ -558,6 +722,37 @@ func parseHead(flat []any) ([]matchd.Ticket, error) {
 		})
 	}
 	return out, nil
+}
+
+// leadingSeq reads the seq from the front of a ticket record, which
+// join.lua writes as {"seq":N,…}; 0 if it is not there.
+func leadingSeq(raw string) uint64 {
+	rest, ok := strings.CutPrefix(raw, `{"seq":`)
+	if !ok {
+		return 0
+	}
+	end := strings.IndexByte(rest, ',')
+	if end < 0 {
+		return 0
+	}
+	n, _ := strconv.ParseUint(rest[:end], 10, 64)
+	return n
+}
+
+// eventJSON is json.Marshal(matchd.NewEvent(room)) built around the room's
+// JSON, which the caller has already encoded. Player and match ids are
+// restricted to characters that need no escaping in JSON.
+func eventJSON(room matchd.Room, roomJSON []byte) []byte {
+	b := make([]byte, 0, len(roomJSON)+len(room.Player1)+len(room.Player2)+len(room.MatchID)+48)
+	b = append(b, `{"players":["`...)
+	b = append(b, room.Player1...)
+	b = append(b, `","`...)
+	b = append(b, room.Player2...)
+	b = append(b, `"],"match_id":"`...)
+	b = append(b, room.MatchID...)
+	b = append(b, `","room":`...)
+	b = append(b, roomJSON...)
+	return append(b, '}')
 }
 
 func decodeRoom(v any) (*matchd.Room, error) {

@@ -46,3 +46,34 @@ func TestConformanceCluster(t *testing.T) {
 	cluster := redistest.StartCluster(t, 3)
 	matchdtest.Run(t, factory(cluster.Client(t)))
 }
+
+// TestScriptsReloadAfterFlush: after Redis loses its script cache (as on a
+// restart or failover), joins and the pipelined match commits load the
+// scripts again by themselves.
+func TestScriptsReloadAfterFlush(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	client := srv.Client(t)
+	b := factory(client)(t, matchdtest.NewFlakyRooms(t))
+	ctx := t.Context()
+	for round := range 3 {
+		if err := client.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		p1, p2 := fmt.Sprintf("a%d", round), fmt.Sprintf("b%d", round)
+		if _, err := b.Join(ctx, matchd.Ticket{PlayerID: p1}); err != nil {
+			t.Fatalf("join after SCRIPT FLUSH: %v", err)
+		}
+		client.ScriptFlush(ctx)
+		res, err := b.Join(ctx, matchd.Ticket{PlayerID: p2})
+		if err != nil {
+			t.Fatalf("join after SCRIPT FLUSH: %v", err)
+		}
+		// The match may be committed by this join's pass or, if the
+		// commit had to reload the script, still by it: either way p1
+		// and p2 end up matched.
+		matchdtest.Eventually(t, 5*time.Second, func() bool {
+			r, _ := b.Assignment(ctx, p1)
+			return r != nil && r.Has(p2)
+		}, "round %d: %s and %s not matched after SCRIPT FLUSH (join result %+v)", round, p1, p2, res)
+	}
+}

@@ -21,10 +21,13 @@ var (
 	leaseSrc string
 	//go:embed sweep.lua
 	sweepSrc string
+	//go:embed peek.lua
+	peekSrc string
 
 	joinScript  = goredis.NewScript(joinSrc)
 	matchScript = goredis.NewScript(matchSrc)
 	leaveScript = goredis.NewScript(leaveSrc)
 	leaseScript = goredis.NewScript(leaseSrc)
 	sweepScript = goredis.NewScript(sweepSrc)
+	peekScript  = goredis.NewScript(peekSrc)
 )
