@@ -35,6 +35,8 @@
   let backoff = 0;         // reconnect attempt counter for exponential backoff
   let failedConnects = 0;  // consecutive attempts that closed without ever opening
   let reconnectTimer = 0;
+  let joinRetryTimer = 0;  // re-sends join_queue after an "unavailable" error
+  let joinRetries = 0;
   let pingTimer = 0;
   let pollTimer = 0;
   let leaveTimer = 0;
@@ -114,6 +116,7 @@
   function backToForm(message) {
     wantQueue = false;
     clearTimeout(reconnectTimer);
+    clearTimeout(joinRetryTimer);
     clearTimeout(leaveTimer);
     closeSocket();
     setState('form');
@@ -180,6 +183,7 @@
   function handleMessage(msg) {
     switch (msg.type) {
       case 'queued':
+        joinRetries = 0;
         if (wantQueue) showQueueInfo(msg.queue_size, msg.estimated_wait_seconds, msg.estimated_wait_text);
         break;
       case 'left_queue':
@@ -189,6 +193,16 @@
         onMatch(msg);
         break;
       case 'error':
+        if (msg.code === 'unavailable' && wantQueue) {
+          // Matchmaking's store is briefly down. The socket stays open;
+          // ask again with growing delays until the service answers.
+          statusEl.textContent = 'Matchmaking is briefly unavailable — retrying…';
+          const delay = Math.min(1000 * 2 ** joinRetries, MAX_BACKOFF_MS);
+          joinRetries++;
+          clearTimeout(joinRetryTimer);
+          joinRetryTimer = setTimeout(() => { if (wantQueue) send({ type: 'join_queue' }); }, delay);
+          break;
+        }
         showError(msg.message || msg.code || 'Something went wrong.');
         break;
       case 'reconnect':
