@@ -46,6 +46,7 @@ type instance struct {
 	url     string
 	client  goredis.UniversalClient
 	backend *redis.Backend
+	metrics *metrics.Metrics
 	ts      *httptest.Server
 	conns   *trackingListener
 	stop    func()
@@ -105,7 +106,7 @@ func startInstance(t *testing.T, name string, addrs []string) *instance {
 		defer close(done)
 		srv.Run(ctx)
 	}()
-	in := &instance{name: name, url: ts.URL, client: client, backend: backend, ts: ts, conns: conns}
+	in := &instance{name: name, url: ts.URL, client: client, backend: backend, metrics: m, ts: ts, conns: conns}
 	in.stop = func() {
 		if in.stopped {
 			return

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/matchd/matchd"
@@ -388,4 +389,27 @@ func TestRedisRestart(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDisconnectDuringOutage: a player whose socket closes while Redis is
+// down cannot be dropped then; their instance drops them once Redis is
+// back, so no ghost is left for someone to be matched with.
+func TestDisconnectDuringOutage(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{AOF: true})
+	a := startInstance(t, "a", []string{srv.Addr})
+	alice := newPlayer(t, "alice")
+	alice.connect(a)
+	alice.send("join_queue")
+	alice.expect("queued")
+
+	srv.Stop()
+	matchdtest.Eventually(t, 5*time.Second, func() bool { s, _ := health(t, a); return s == 503 }, "healthz not 503 with Redis down")
+	alice.ws.CloseNow()
+	matchdtest.Eventually(t, 5*time.Second, func() bool { return testutil.ToFloat64(a.metrics.PendingDrops) == 1 },
+		"the drop of alice's closed socket was not attempted and held while Redis was down")
+	srv.Restart()
+	check := srv.Client(t)
+	matchdtest.Eventually(t, 15*time.Second, func() bool { return queueSize(t, check) == 0 }, "alice's ticket still queued after Redis returned: a ghost")
+	matchdtest.Eventually(t, 5*time.Second, func() bool { return testutil.ToFloat64(a.metrics.PendingDrops) == 0 },
+		"pending drops not back to 0 after the drop went through")
 }

@@ -22,6 +22,7 @@ type Metrics struct {
 	TimeToMatch  prometheus.Histogram
 	Connections  prometheus.Gauge
 	Messages     *prometheus.CounterVec // by message type, client to server
+	PendingDrops prometheus.Gauge       // disconnected players not yet dropped (store unreachable)
 
 	reg prometheus.Registerer
 }
@@ -56,7 +57,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "matchd_websocket_messages_received_total", Help: "WebSocket messages received, by type (\"invalid\" for undecodable frames).",
 		}, []string{"type"}),
 	}
-	reg.MustRegister(m.Joins, m.Leaves, m.Matches, m.RoomFailures, m.TimeToMatch, m.Connections, m.Messages)
+	m.PendingDrops = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "matchd_pending_drops", Help: "Players whose socket closed while queued but whose ticket could not be removed yet (store unreachable); retried when it is back.",
+	})
+	reg.MustRegister(m.Joins, m.Leaves, m.Matches, m.RoomFailures, m.TimeToMatch, m.Connections, m.Messages, m.PendingDrops)
 	return m
 }
 

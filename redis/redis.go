@@ -587,6 +587,9 @@ func (b *Backend) matcher() {
 		case <-b.ctx.Done():
 			return
 		case <-tick.C:
+			if b.retrying() {
+				continue // a failed room's retry is due later; keep its backoff
+			}
 		case <-b.kick:
 		}
 		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
@@ -618,6 +621,13 @@ func (b *Backend) scheduleRetry() {
 		b.mu.Unlock()
 		b.poke()
 	})
+}
+
+// retrying reports whether a retry after a failed room is scheduled.
+func (b *Backend) retrying() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.retry != nil
 }
 
 func (b *Backend) resetBackoff() {

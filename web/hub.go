@@ -21,6 +21,10 @@ type hub struct {
 
 	mu      sync.Mutex
 	players map[string]*playerEntry
+	// undropped holds players whose socket closed while their join stood
+	// but whose Drop failed (the store was unreachable). Resync drops them
+	// once it can, so a disconnect during an outage leaves no ghost.
+	undropped map[string]struct{}
 }
 
 // playerEntry is one player's sockets on this instance. It lives while the
@@ -31,7 +35,7 @@ type playerEntry struct {
 }
 
 func newHub(s *Server) *hub {
-	return &hub{s: s, players: make(map[string]*playerEntry)}
+	return &hub{s: s, players: make(map[string]*playerEntry), undropped: make(map[string]struct{})}
 }
 
 // register adds c under its player.
@@ -73,7 +77,11 @@ func (h *hub) unregister(c *conn) {
 		cancel()
 		switch {
 		case err != nil:
-			h.s.log.Warn("leave on disconnect failed", "player", c.player, "err", err)
+			h.s.log.Warn("leave on disconnect failed; retrying when the store is back", "player", c.player, "err", err)
+			h.mu.Lock()
+			h.undropped[c.player] = struct{}{}
+			h.s.cfg.Metrics.PendingDrops.Set(float64(len(h.undropped)))
+			h.mu.Unlock()
 		case res.Removed:
 			h.s.cfg.Metrics.Leaves.Inc()
 		}
@@ -160,6 +168,7 @@ func (h *hub) run(ctx context.Context) error {
 // persistence, or after this instance's lease lapsed and its tickets were
 // swept. Joining is idempotent, so a ticket that survived keeps its place.
 func (h *hub) resync(ctx context.Context) {
+	h.dropPending(ctx)
 	h.mu.Lock()
 	entries := make(map[string]*playerEntry, len(h.players))
 	for p, e := range h.players {
@@ -178,6 +187,36 @@ func (h *hub) resync(ctx context.Context) {
 		if room != nil {
 			h.deliver(room)
 		}
+	}
+}
+
+// dropPending retries the drops that failed. A player who has a socket
+// here again is skipped: their new socket decides.
+func (h *hub) dropPending(ctx context.Context) {
+	h.mu.Lock()
+	var players []string
+	for p := range h.undropped {
+		if _, back := h.players[p]; back {
+			delete(h.undropped, p)
+			continue
+		}
+		players = append(players, p)
+	}
+	h.s.cfg.Metrics.PendingDrops.Set(float64(len(h.undropped)))
+	h.mu.Unlock()
+	for _, p := range players {
+		res, err := h.s.mm.Drop(ctx, p, h.s.cfg.Instance)
+		if err != nil {
+			h.s.log.Warn("resync: dropping a disconnected player failed", "player", p, "err", err)
+			continue
+		}
+		if res.Removed {
+			h.s.cfg.Metrics.Leaves.Inc()
+		}
+		h.mu.Lock()
+		delete(h.undropped, p)
+		h.s.cfg.Metrics.PendingDrops.Set(float64(len(h.undropped)))
+		h.mu.Unlock()
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/matchd/matchd"
@@ -48,6 +49,10 @@ type Server struct {
 	estimator *matchd.WaitEstimator
 	hub       *hub
 	mux       *http.ServeMux
+	// sockets counts running WebSocket handlers, which http.Server's
+	// Shutdown does not wait for; Run does, so that the tickets of closing
+	// sockets are dropped before the process exits.
+	sockets sync.WaitGroup
 }
 
 // New returns a Server.
@@ -96,10 +101,22 @@ func (s *Server) routes() {
 }
 
 // Run delivers match events to this instance's sockets until ctx ends, and
-// then closes every socket. It resubscribes when the event stream breaks.
+// then closes every socket and waits (up to 10 s) for their handlers to
+// finish. It resubscribes when the event stream breaks.
 func (s *Server) Run(ctx context.Context) error {
-	defer s.hub.closeAll()
-	return s.hub.run(ctx)
+	err := s.hub.run(ctx)
+	s.hub.closeAll()
+	done := make(chan struct{})
+	go func() {
+		s.sockets.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		s.log.Warn("socket handlers still running 10 s after shutdown began")
+	}
+	return err
 }
 
 // statusOf maps a domain error code to an HTTP status: the one place the

@@ -74,6 +74,8 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // Accept has answered the client
 	}
+	s.sockets.Add(1)
+	defer s.sockets.Done()
 	ws.SetReadLimit(readLimit)
 	c := &conn{h: s.hub, ws: ws, player: claims.UserID, claims: claims}
 	s.cfg.Metrics.Connections.Inc()

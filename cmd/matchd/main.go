@@ -120,9 +120,11 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		return cfg, fmt.Errorf("-room-ttl: %v is shorter than a minute", cfg.roomTTL)
 	}
 	if cfg.redisURL != "" {
-		if _, err := cfg.redisOptions(); err != nil {
+		c, err := cfg.newRedisClient()
+		if err != nil {
 			return cfg, fmt.Errorf("-redis-url: %w", err)
 		}
+		c.Close() // only parsed here; run makes the one it uses
 	} else if cfg.redisCluster {
 		return cfg, errors.New("-redis-cluster needs -redis-url")
 	}
@@ -132,33 +134,22 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	return cfg, nil
 }
 
-// redisOptions parses the Redis URL as a single server's or, with
-// -redis-cluster, as a cluster seed's.
-func (cfg config) redisOptions() (*goredis.UniversalOptions, error) {
+// newRedisClient returns a client of the configured Redis or, with
+// -redis-cluster, Redis Cluster. Every option the URL carries (timeouts,
+// pool size, TLS, …) is kept. It does not connect yet.
+func (cfg config) newRedisClient() (goredis.UniversalClient, error) {
 	if cfg.redisCluster {
 		o, err := goredis.ParseClusterURL(cfg.redisURL)
 		if err != nil {
 			return nil, err
 		}
-		return &goredis.UniversalOptions{Addrs: o.Addrs, Username: o.Username, Password: o.Password, TLSConfig: o.TLSConfig, IsClusterMode: true}, nil
+		return goredis.NewClusterClient(o), nil
 	}
 	o, err := goredis.ParseURL(cfg.redisURL)
 	if err != nil {
 		return nil, err
 	}
-	return &goredis.UniversalOptions{Addrs: []string{o.Addr}, DB: o.DB, Username: o.Username, Password: o.Password, TLSConfig: o.TLSConfig}, nil
-}
-
-// newRedisClient connects to the configured Redis or Redis Cluster.
-func (cfg config) newRedisClient() (goredis.UniversalClient, error) {
-	o, err := cfg.redisOptions()
-	if err != nil {
-		return nil, err
-	}
-	if o.IsClusterMode {
-		return goredis.NewClusterClient(o.Cluster()), nil
-	}
-	return goredis.NewClient(o.Simple()), nil
+	return goredis.NewClient(o), nil
 }
 
 // run serves until ctx ends. ready, when not nil, receives the bound

@@ -39,6 +39,8 @@ func TestParseConfig(t *testing.T) {
 		{"redis_cluster", []string{"-redis-url", "redis://127.0.0.1:7000?addr=127.0.0.1:7001", "-redis-cluster"}, nil, func(c config) bool { return c.redisCluster }, ""},
 		{"redis_channel", []string{"-redis-channel", "matches"}, map[string]string{"MATCHD_REDIS_CHANNEL": "x"}, func(c config) bool { return c.redisChannel == "matches" }, ""},
 		{"bad_redis_url", []string{"-redis-url", "http://nope"}, nil, nil, "-redis-url"},
+		{"redis_url_options", []string{"-redis-url", "redis://127.0.0.1:6390/0?dial_timeout=1s&pool_size=20"}, nil, func(c config) bool { return c.redisURL != "" }, ""},
+		{"bad_redis_url_option", []string{"-redis-url", "redis://127.0.0.1:6390/0?dial_timeout=soon"}, nil, nil, "-redis-url"},
 		{"cluster_without_url", []string{"-redis-cluster"}, nil, nil, "-redis-cluster needs"},
 		{"empty_channel", []string{"-redis-channel", ""}, nil, nil, "-redis-channel"},
 	}
