@@ -3,6 +3,7 @@ package matchd
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Error codes. They are part of the public wire contract: the WebSocket
@@ -25,6 +26,9 @@ type Error struct {
 	Code    string
 	Message string
 	Err     error // the cause, for logs; never sent to clients
+	// RetryAfter, on an ERateLimited error, is how long until the request
+	// would be admitted.
+	RetryAfter time.Duration
 }
 
 // Errorf returns an *Error with the given code and formatted message.
@@ -51,6 +55,15 @@ func ErrorCode(err error) string {
 		return e.Code
 	}
 	return EInternal
+}
+
+// ErrorRetryAfter returns the RetryAfter of the first *Error in err's
+// chain, or 0.
+func ErrorRetryAfter(err error) time.Duration {
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.RetryAfter
+	}
+	return 0
 }
 
 // ErrorMessage returns the player-safe message of err: the Message of the

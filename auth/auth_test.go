@@ -3,16 +3,22 @@ package auth_test
 import (
 	"crypto/rand"
 	"crypto/rsa"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"go.uber.org/goleak"
 
 	"github.com/matchd/matchd"
 	"github.com/matchd/matchd/auth"
 	"github.com/matchd/matchd/matchdtest"
 )
+
+// TestMain fails the package if a test leaves a goroutine running: the
+// JWKS cache must fetch on demand, never in the background.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var secret = []byte("test-secret-0123456789abcdef")
 
@@ -84,13 +90,7 @@ func TestVerifyRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := a.Verify(tt.token)
-			if matchd.ErrorCode(err) != matchd.EUnauthorized {
-				t.Fatalf("Verify = %+v, %v; want an unauthorized error", c, err)
-			}
-			if msg := matchd.ErrorMessage(err); msg != "missing or invalid session token" {
-				t.Errorf("message %q tells the caller more than that the token is invalid", msg)
-			}
+			wantRejected(t, a, tt.token)
 		})
 	}
 	// Within the leeway a just-expired token still passes.
@@ -117,5 +117,143 @@ func TestRandomSecretWhenEmpty(t *testing.T) {
 	}
 	if _, err := b.Verify(token); err == nil {
 		t.Error("two authorities without a secret accept each other's tokens: the secrets are not random")
+	}
+}
+
+// wantRejected fails t unless a refuses token with the one error every
+// refusal gets: unauthorized, a message that says nothing about why, and
+// the reason kept as the cause for logs.
+func wantRejected(t *testing.T, a *auth.Authority, token string) {
+	t.Helper()
+	c, err := a.Verify(token)
+	if matchd.ErrorCode(err) != matchd.EUnauthorized {
+		t.Fatalf("Verify = %+v, %v; want an unauthorized error", c, err)
+	}
+	if msg := matchd.ErrorMessage(err); msg != "missing or invalid session token" {
+		t.Errorf("message %q tells the caller more than that the token is invalid", msg)
+	}
+	if errors.Unwrap(err) == nil {
+		t.Errorf("error %v keeps no cause for the logs", err)
+	}
+}
+
+// wantAccepted fails t unless a verifies token as user's.
+func wantAccepted(t *testing.T, a *auth.Authority, token, user string) {
+	t.Helper()
+	c, err := a.Verify(token)
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if c.UserID != user {
+		t.Errorf("UserID = %q, want %q", c.UserID, user)
+	}
+}
+
+func TestPreviousSecret(t *testing.T) {
+	clock := matchdtest.NewClock()
+	current, previous := []byte("current-secret-0123456789"), []byte("previous-secret-0123456789")
+	rotated, err := auth.NewFromConfig(auth.Config{Secret: current, PreviousSecret: previous, Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := clock.Now().Add(time.Hour).Unix()
+	issued, err := rotated.Issue(auth.Claims{UserID: "alice"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name   string
+		verify *auth.Authority
+		token  string
+		wantOK bool
+	}{
+		{"signed_with_current_accepted", rotated, sign(t, jwt.MapClaims{"sub": "alice", "exp": exp}, current), true},
+		{"signed_with_previous_accepted", rotated, sign(t, jwt.MapClaims{"sub": "alice", "exp": exp}, previous), true},
+		{"signed_with_neither_rejected", rotated, sign(t, jwt.MapClaims{"sub": "alice", "exp": exp}, []byte("some-other-secret-0123456")), false},
+		{"issued_with_current", auth.New(current, clock), issued, true},
+		{"never_issued_with_previous", auth.New(previous, clock), issued, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.wantOK {
+				wantAccepted(t, tt.verify, tt.token, "alice")
+			} else {
+				wantRejected(t, tt.verify, tt.token)
+			}
+		})
+	}
+}
+
+func TestIssuerAndAudience(t *testing.T) {
+	clock := matchdtest.NewClock()
+	exp := clock.Now().Add(time.Hour).Unix()
+	claims := func(extra jwt.MapClaims) jwt.MapClaims {
+		c := jwt.MapClaims{"sub": "alice", "exp": exp}
+		for k, v := range extra {
+			c[k] = v
+		}
+		return c
+	}
+	tests := []struct {
+		name     string
+		issuer   string
+		audience string
+		claims   jwt.MapClaims
+		wantOK   bool
+	}{
+		{"unchecked_when_not_configured", "", "", claims(jwt.MapClaims{"iss": "anyone", "aud": "anything"}), true},
+		{"matching_iss", "https://idp.example", "", claims(jwt.MapClaims{"iss": "https://idp.example"}), true},
+		{"wrong_iss", "https://idp.example", "", claims(jwt.MapClaims{"iss": "https://evil.example"}), false},
+		{"missing_iss", "https://idp.example", "", claims(nil), false},
+		{"matching_aud_string", "", "matchd", claims(jwt.MapClaims{"aud": "matchd"}), true},
+		{"matching_aud_in_list", "", "matchd", claims(jwt.MapClaims{"aud": []string{"chat", "matchd"}}), true},
+		{"wrong_aud", "", "matchd", claims(jwt.MapClaims{"aud": []string{"chat"}}), false},
+		{"missing_aud", "", "matchd", claims(nil), false},
+		{"both_matching", "https://idp.example", "matchd", claims(jwt.MapClaims{"iss": "https://idp.example", "aud": "matchd"}), true},
+		{"both_configured_aud_missing", "https://idp.example", "matchd", claims(jwt.MapClaims{"iss": "https://idp.example"}), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, err := auth.NewFromConfig(auth.Config{Secret: secret, Issuer: tt.issuer, Audience: tt.audience, Clock: clock})
+			if err != nil {
+				t.Fatal(err)
+			}
+			token := sign(t, tt.claims, secret)
+			if tt.wantOK {
+				wantAccepted(t, a, token, "alice")
+			} else {
+				wantRejected(t, a, token)
+			}
+			// The tokens it issues itself (dev login) carry iss and aud, so
+			// they verify under the same checks.
+			issued, err := a.Issue(auth.Claims{UserID: "bob"}, time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantAccepted(t, a, issued, "bob")
+		})
+	}
+}
+
+func TestNewFromConfigRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  auth.Config
+		want string
+	}{
+		{"previous_without_current", auth.Config{PreviousSecret: []byte("old")}, "previous secret"},
+		{"jwks_url_not_http", auth.Config{JWKSURL: "ftp://idp.example/jwks.json"}, "http(s)"},
+		{"jwks_url_relative", auth.Config{JWKSURL: "/jwks.json"}, "http(s)"},
+		{"jwks_url_no_host", auth.Config{JWKSURL: "https://"}, "http(s)"},
+		{"jwks_url_unparsable", auth.Config{JWKSURL: "http://[::1"}, "JWKS URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, err := auth.NewFromConfig(tt.cfg)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("NewFromConfig = %v, %v; want an error mentioning %q", a, err, tt.want)
+			}
+		})
 	}
 }

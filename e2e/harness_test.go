@@ -90,11 +90,12 @@ func startInstance(t *testing.T, name string, addrs []string) *instance {
 	})
 	m.WatchQueue(backend.QueueSize)
 	srv := web.New(web.Config{
-		Matchmaker: backend,
-		Auth:       auth.New([]byte(secret), nil),
-		Metrics:    m,
-		DevLogin:   true,
-		Instance:   id,
+		Matchmaker:  backend,
+		JoinLimiter: redis.NewLimiter(client, "join", matchd.Window{Max: 10, Per: time.Minute}),
+		Auth:        auth.New([]byte(secret), nil),
+		Metrics:     m,
+		DevLogin:    true,
+		Instance:    id,
 	})
 	ts := httptest.NewUnstartedServer(srv.Handler())
 	conns := &trackingListener{Listener: ts.Listener, conns: map[net.Conn]struct{}{}}

@@ -413,3 +413,40 @@ func TestDisconnectDuringOutage(t *testing.T) {
 	matchdtest.Eventually(t, 5*time.Second, func() bool { return testutil.ToFloat64(a.metrics.PendingDrops) == 0 },
 		"pending drops not back to 0 after the drop went through")
 }
+
+// TestJoinRateLimitAcrossInstances: the join limit (10 a minute) holds
+// across sockets and instances, because it is kept in Redis.
+func TestJoinRateLimitAcrossInstances(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	addrs := []string{srv.Addr}
+	a, b := startInstance(t, "a", addrs), startInstance(t, "b", addrs)
+	alice := newPlayer(t, "alice")
+	alice.connect(a)
+	for range 10 {
+		alice.send("join_queue")
+		alice.expect("queued")
+	}
+	limited := func(p *player, where string) {
+		t.Helper()
+		p.send("join_queue")
+		e := p.expect("error")
+		if e["code"] != "rate_limited" || e["retry_after_seconds"] == nil {
+			t.Errorf("join %s: %v, want rate_limited with retry_after_seconds", where, e)
+		}
+	}
+	limited(alice, "11 on a")
+	// More sockets of alice's, the first one staying open (closing it
+	// would drop her ticket).
+	onA, onB := newPlayer(t, "alice"), newPlayer(t, "alice")
+	onA.connect(a)
+	onB.connect(b)
+	limited(onA, "12 from a new socket on a")
+	limited(onB, "13 from another instance")
+	// Another player is not limited.
+	bob := newPlayer(t, "bob")
+	bob.connect(b)
+	bob.send("join_queue")
+	if m := bob.matched(); m["partner_id"] != "alice" {
+		t.Errorf("bob matched with %v, want alice (whose one ticket survived the refused joins)", m["partner_id"])
+	}
+}

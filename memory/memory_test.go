@@ -98,3 +98,7 @@ func TestSlowSubscriberIsDropped(t *testing.T) {
 		t.Errorf("slow subscriber got %d events before being dropped, want its buffer of 2", n)
 	}
 }
+
+func TestLimiterConformance(t *testing.T) {
+	matchdtest.RunLimiter(t, func(t *testing.T, w matchd.Window) matchd.Limiter { return memory.NewLimiter(w, nil) })
+}

@@ -77,3 +77,13 @@ func TestScriptsReloadAfterFlush(t *testing.T) {
 		}, "round %d: %s and %s not matched after SCRIPT FLUSH (join result %+v)", round, p1, p2, res)
 	}
 }
+
+func TestLimiterConformance(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	client := srv.Client(t)
+	n := 0
+	matchdtest.RunLimiter(t, func(t *testing.T, w matchd.Window) matchd.Limiter {
+		n++
+		return redis.NewLimiter(client, fmt.Sprintf("conf%d", n), w)
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"time"
 
 	"github.com/matchd/matchd"
 )
@@ -133,9 +134,10 @@ type matchFoundMsg struct {
 }
 
 type errorMsg struct {
-	Type    string `json:"type"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
+	Type              string `json:"type"`
+	Code              string `json:"code"`
+	Message           string `json:"message"`
+	RetryAfterSeconds int    `json:"retry_after_seconds,omitempty"`
 }
 
 type typeOnly struct {
@@ -160,5 +162,16 @@ func matchFoundFrame(room *matchd.Room, player string) []byte {
 }
 
 func errorFrame(err error) []byte {
-	return mustJSON(errorMsg{Type: "error", Code: matchd.ErrorCode(err), Message: matchd.ErrorMessage(err)})
+	return mustJSON(errorMsg{
+		Type:              "error",
+		Code:              matchd.ErrorCode(err),
+		Message:           matchd.ErrorMessage(err),
+		RetryAfterSeconds: ceilSeconds(matchd.ErrorRetryAfter(err)),
+	})
+}
+
+// ceilSeconds rounds d up to whole seconds: a client that waits that long
+// is admitted.
+func ceilSeconds(d time.Duration) int {
+	return int((d + time.Second - 1) / time.Second)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/goleak"
 
+	"github.com/matchd/matchd"
 	"github.com/matchd/matchd/auth"
 	"github.com/matchd/matchd/matchdtest"
 	"github.com/matchd/matchd/memory"
@@ -37,6 +38,15 @@ type harness struct {
 type option func(*web.Config)
 
 func withoutDevLogin(c *web.Config) { c.DevLogin = false }
+
+// withoutMessageLimit lifts the per-socket message rate, for tests that
+// send many frames quickly on purpose.
+func withoutMessageLimit(c *web.Config) { c.MessageRate, c.MessageBurst = 1e6, 1e6 }
+
+// withJoinLimit limits joins per player with an in-process limiter.
+func withJoinLimit(w matchd.Window) option {
+	return func(c *web.Config) { c.JoinLimiter = memory.NewLimiter(w, nil) }
+}
 
 func start(t testing.TB, opts ...option) *harness {
 	t.Helper()

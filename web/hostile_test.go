@@ -10,12 +10,17 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/matchd/matchd"
+	"github.com/matchd/matchd/matchdtest"
+	"github.com/matchd/matchd/memory"
+	"github.com/matchd/matchd/web"
 )
 
 // Every bad frame is answered with an error and changes nothing; the
 // socket stays usable and other players are unaffected.
 func TestBadFrames(t *testing.T) {
-	h := start(t)
+	h := start(t, withoutMessageLimit)
 	mallory, alice := h.player("mallory"), h.player("alice")
 	alice.join()
 	alice.expect("queued")
@@ -222,5 +227,150 @@ func TestHealthAndMetrics(t *testing.T) {
 	status, body = h.do("GET", "/healthz", "", nil)
 	if status != http.StatusServiceUnavailable || body["status"] != "unhealthy" || body["error"] == "" {
 		t.Errorf("healthz with the backend closed = %d %v, want 503 unhealthy", status, body)
+	}
+}
+
+// A socket that floods is answered rate_limited and, when it keeps going,
+// closed with 1008; other players are unaffected.
+func TestMessageFlood(t *testing.T) {
+	h := start(t)
+	flood, calm := h.player("flood"), h.player("calm")
+	limited := 0
+	// 100 frames at once: the burst (20) passes, the rest are over the
+	// rate, and after 20 strikes the server closes the socket.
+	for range 100 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := flood.ws.Write(ctx, websocket.MessageText, []byte(`{"type":"ping"}`))
+		cancel()
+		if err != nil {
+			break // already closed by the server
+		}
+	}
+	// Read what the server sent before closing: pongs, then rate_limited
+	// errors with a retry hint, then the close.
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, data, err := flood.ws.Read(ctx)
+		cancel()
+		if err != nil {
+			if got := websocket.CloseStatus(err); got != websocket.StatusPolicyViolation {
+				t.Errorf("close status = %v (%v), want 1008", got, err)
+			}
+			break
+		}
+		if bytes.Contains(data, []byte(`"code":"rate_limited"`)) {
+			limited++
+			if !bytes.Contains(data, []byte(`"retry_after_seconds":1`)) {
+				t.Errorf("rate_limited without retry_after_seconds: %s", data)
+			}
+		}
+	}
+	if limited == 0 {
+		t.Error("no rate_limited error before the close")
+	}
+	calm.quiet()
+	calm.join()
+	calm.expect("queued")
+}
+
+// At most five sockets per player; the sixth is refused before the upgrade.
+func TestSixthSocketRefused(t *testing.T) {
+	h := start(t)
+	token := h.login("alice")
+	var socks []*client
+	for range 5 {
+		socks = append(socks, h.dial(token))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(h.url, "http")+"/ws?token="+token, nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("sixth socket: err %v, response %v; want 429", err, resp)
+	}
+	// Another player is not affected, and a slot frees when one closes.
+	h.player("bob").quiet()
+	socks[0].ws.Close(websocket.StatusNormalClosure, "")
+	matchdtest.Eventually(t, 5*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(h.url, "http")+"/ws?token="+token, nil)
+		if err == nil {
+			ws.CloseNow()
+		}
+		return err == nil
+	}, "no socket slot freed after one closed")
+}
+
+// The original design's join limit: 10 a minute; the 11th join, from any
+// socket, is refused with retry_after_seconds.
+func TestJoinRateLimit(t *testing.T) {
+	h := start(t, withJoinLimit(matchd.Window{Max: 10, Per: time.Minute}))
+	token := h.login("alice")
+	first := h.dial(token)
+	for i := range 10 {
+		first.join()
+		if m := first.read(); m["type"] != "queued" {
+			t.Fatalf("join %d: %v, want queued", i+1, m)
+		}
+	}
+	check := func(c *client) {
+		t.Helper()
+		c.join()
+		e := c.expect("error")
+		if e["code"] != "rate_limited" {
+			t.Fatalf("11th join: %v, want rate_limited", e)
+		}
+		if s, _ := e["retry_after_seconds"].(float64); s < 1 || s > 60 {
+			t.Errorf("retry_after_seconds = %v, want 1 to 60", e["retry_after_seconds"])
+		}
+	}
+	check(first)
+	check(h.dial(token)) // a new socket does not reset the limit
+	// The refused joins changed nothing: alice still holds her one ticket,
+	// and others can join.
+	if n := h.queueSize(); n != 1 {
+		t.Errorf("queue size = %d, want 1", n)
+	}
+	bob := h.player("bob")
+	bob.join()
+	bob.matched()
+}
+
+// panickingBackend is a Matchmaker whose QueueSize panics, to prove that a
+// panic becomes a plain 500 with no internals in the response.
+type panickingBackend struct{ *memory.Backend }
+
+func (panickingBackend) QueueSize(context.Context) (int, error) {
+	panic("secret internal detail at /src/matchd/backend.go:42")
+}
+
+func TestPanicIsAPlain500(t *testing.T) {
+	h := start(t, func(c *web.Config) { c.Matchmaker = panickingBackend{c.Matchmaker.(*memory.Backend)} })
+	resp, err := http.Get(h.url + "/api/matchmaking/queue-status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError || !bytes.Contains(body, []byte(`"code":"internal"`)) {
+		t.Errorf("got %d %s, want 500 with code internal", resp.StatusCode, body)
+	}
+	if bytes.Contains(body, []byte("secret")) || bytes.Contains(body, []byte(".go")) || bytes.Contains(body, []byte("goroutine")) {
+		t.Errorf("response leaks internals: %s", body)
+	}
+	// The server is still up.
+	h.player("alice").quiet()
+}
+
+func TestUnknownPathsAnswerJSON(t *testing.T) {
+	h := start(t)
+	for _, tc := range []struct{ method, path string }{
+		{"GET", "/nope"}, {"POST", "/healthz"}, {"DELETE", "/api/matches/x"}, {"GET", "/api/"},
+	} {
+		status, body := h.do(tc.method, tc.path, "", nil)
+		e, _ := body["error"].(map[string]any)
+		if status != http.StatusNotFound || e == nil || e["code"] != "not_found" {
+			t.Errorf("%s %s: %d %v, want 404 with a not_found error", tc.method, tc.path, status, body)
+		}
 	}
 }

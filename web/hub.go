@@ -25,6 +25,9 @@ type hub struct {
 	// but whose Drop failed (the store was unreachable). Resync drops them
 	// once it can, so a disconnect during an outage leaves no ghost.
 	undropped map[string]struct{}
+	// sockets counts each player's sockets here, including those still
+	// being upgraded, for the per-player cap.
+	sockets map[string]int
 }
 
 // playerEntry is one player's sockets on this instance. It lives while the
@@ -35,7 +38,27 @@ type playerEntry struct {
 }
 
 func newHub(s *Server) *hub {
-	return &hub{s: s, players: make(map[string]*playerEntry), undropped: make(map[string]struct{})}
+	return &hub{s: s, players: make(map[string]*playerEntry), undropped: make(map[string]struct{}), sockets: make(map[string]int)}
+}
+
+// reserve takes one of player's socket slots, or reports that all
+// MaxSockets are in use. Every successful reserve is paired with release.
+func (h *hub) reserve(player string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.sockets[player] >= h.s.cfg.MaxSockets {
+		return false
+	}
+	h.sockets[player]++
+	return true
+}
+
+func (h *hub) release(player string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.sockets[player]--; h.sockets[player] <= 0 {
+		delete(h.sockets, player)
+	}
 }
 
 // register adds c under its player.

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
+	"strconv"
 	"sync"
 	"time"
 
@@ -34,6 +36,18 @@ type Config struct {
 	// Instance names this gateway as the owner of the tickets its sockets
 	// join. Default: a random id per Server.
 	Instance string
+	// JoinLimiter limits join_queue per player (the design's 10 a minute);
+	// nil means no limit. Use a Redis limiter when instances share Redis,
+	// so the limit holds across them.
+	JoinLimiter matchd.Limiter
+	// MessageRate and MessageBurst limit the frames one socket may send
+	// (default 10/s, burst 20). Past the limit a frame is answered with
+	// rate_limited; a socket that keeps going is closed (1008).
+	MessageRate  float64
+	MessageBurst int
+	// MaxSockets caps the sockets one player may hold open on this
+	// instance (default 5); another is refused with 429.
+	MaxSockets int
 	// OriginPatterns are extra origins allowed to open WebSockets (host
 	// patterns as in github.com/coder/websocket's AcceptOptions); the
 	// page's own origin is always allowed.
@@ -66,6 +80,15 @@ func New(cfg Config) *Server {
 	if cfg.TokenTTL <= 0 {
 		cfg.TokenTTL = 24 * time.Hour
 	}
+	if cfg.MessageRate <= 0 {
+		cfg.MessageRate = 10
+	}
+	if cfg.MessageBurst <= 0 {
+		cfg.MessageBurst = 20
+	}
+	if cfg.MaxSockets <= 0 {
+		cfg.MaxSockets = 5
+	}
 	if cfg.Instance == "" {
 		cfg.Instance = matchd.NewMatchID()[:12]
 	}
@@ -81,15 +104,31 @@ func New(cfg Config) *Server {
 }
 
 // Handler returns the HTTP handler of every route.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
+
+// serveHTTP serves a request, turning a panic in a handler into a plain
+// 500 error: the stack goes to the log, never to the client.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+			s.writeError(w, r, matchd.Errorf(matchd.EInternal, "internal error"))
+		}
+	}()
+	s.mux.ServeHTTP(w, r)
+}
 
 func (s *Server) routes() {
 	m := http.NewServeMux()
 	m.HandleFunc("POST /api/dev/login", s.handleDevLogin)
 	m.HandleFunc("GET /api/matchmaking/queue-status", s.handleQueueStatus)
 	m.HandleFunc("GET /api/matches/{match_id}", s.handleRoom)
-	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, matchd.Errorf(matchd.ENotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
+	// Anything no route takes: a JSON error like every other.
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, matchd.Errorf(matchd.ENotFound, "no such endpoint: %s %s", r.Method, truncate(r.URL.Path, 100)))
 	})
 	m.HandleFunc("GET /healthz", s.handleHealth)
 	m.HandleFunc("GET /ws", s.handleWebSocket)
@@ -146,6 +185,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code := matchd.ErrorCode(err)
 	if code == matchd.EInternal || code == matchd.EUnavailable {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	if d := matchd.ErrorRetryAfter(err); d > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(ceilSeconds(d)))
 	}
 	writeJSON(w, statusOf(code), map[string]any{
 		"error": map[string]string{"code": code, "message": matchd.ErrorMessage(err)},

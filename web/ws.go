@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
 
 	"github.com/matchd/matchd"
 	"github.com/matchd/matchd/auth"
@@ -24,6 +25,11 @@ const (
 	// answer within pingTimeout is closed, and its ticket released.
 	pingInterval = 20 * time.Second
 	pingTimeout  = 10 * time.Second
+	// strikesToClose is how many frames over the message rate a socket may
+	// send (each answered rate_limited) before it is closed with 1008;
+	// strikes are forgotten after strikeMemory without one.
+	strikesToClose = 20
+	strikeMemory   = 10 * time.Second
 	// opTimeout bounds one backend call made for a client message, so a
 	// hung store is answered "unavailable" instead of leaving the socket
 	// waiting.
@@ -52,6 +58,12 @@ type conn struct {
 	held      []heldFrame // match frames that arrived while holding
 	lastMatch string      // the last match_found sent, to send each once
 	pinger    *time.Timer
+	drained   []chan struct{} // closed when the writer has emptied the outbox
+
+	// Read-loop state: the socket's message rate and its strikes.
+	rate       *rate.Limiter
+	strikes    int
+	lastStrike time.Time
 }
 
 type heldFrame struct {
@@ -65,6 +77,11 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if !s.hub.reserve(claims.UserID) {
+		s.writeError(w, r, matchd.Errorf(matchd.ERateLimited, "too many open sockets for this player (at most %d)", s.cfg.MaxSockets))
+		return
+	}
+	defer s.hub.release(claims.UserID)
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		OriginPatterns: s.cfg.OriginPatterns,
 		// Frames are small JSON; per-socket compression state would cost
@@ -77,7 +94,7 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	s.sockets.Add(1)
 	defer s.sockets.Done()
 	ws.SetReadLimit(readLimit)
-	c := &conn{h: s.hub, ws: ws, player: claims.UserID, claims: claims}
+	c := &conn{h: s.hub, ws: ws, player: claims.UserID, claims: claims, rate: rate.NewLimiter(rate.Limit(s.cfg.MessageRate), s.cfg.MessageBurst)}
 	s.cfg.Metrics.Connections.Inc()
 	defer s.cfg.Metrics.Connections.Dec()
 	s.hub.register(c)
@@ -104,6 +121,16 @@ func (c *conn) readLoop(ctx context.Context) {
 		typ, data, err := c.ws.Read(ctx)
 		if err != nil {
 			return
+		}
+		if !c.admit() {
+			if c.strikes >= strikesToClose {
+				c.h.s.log.Warn("closing a socket that keeps flooding", "player", c.player)
+				c.flush(time.Second) // the rate_limited answers go out first
+				c.ws.Close(websocket.StatusPolicyViolation, "message rate exceeded")
+				return
+			}
+			c.send(errorFrame(&matchd.Error{Code: matchd.ERateLimited, Message: "too many messages; slow down", RetryAfter: time.Second}))
+			continue
 		}
 		if typ != websocket.MessageText {
 			s.cfg.Metrics.Messages.WithLabelValues("invalid").Inc()
@@ -136,11 +163,37 @@ func (c *conn) readLoop(ctx context.Context) {
 	}
 }
 
+// admit applies the socket's message rate, counting a strike for each
+// frame over it.
+func (c *conn) admit() bool {
+	now := c.h.s.cfg.Clock.Now()
+	if c.rate.AllowN(now, 1) {
+		return true
+	}
+	if now.Sub(c.lastStrike) > strikeMemory {
+		c.strikes = 0
+	}
+	c.strikes++
+	c.lastStrike = now
+	return false
+}
+
 // join handles join_queue. Its answer is queued, then match_found when the
 // player is (or becomes) matched; match_found alone when the player was
 // matched before this join.
 func (c *conn) join(ctx context.Context) {
 	s := c.h.s
+	if l := s.cfg.JoinLimiter; l != nil {
+		retry, ok, err := l.Allow(ctx, c.player)
+		if err != nil {
+			c.send(errorFrame(err))
+			return
+		}
+		if !ok {
+			c.send(errorFrame(&matchd.Error{Code: matchd.ERateLimited, Message: "too many joins; wait before joining again", RetryAfter: retry}))
+			return
+		}
+	}
 	c.entry.op.Lock()
 	c.hold()
 	res, err := s.mm.Join(ctx, c.ticket())
@@ -276,6 +329,23 @@ func (c *conn) enqueueLocked(matchID string, data []byte) {
 	}
 }
 
+// flush waits, at most timeout, until the frames queued so far are
+// written.
+func (c *conn) flush(timeout time.Duration) {
+	c.mu.Lock()
+	if !c.writing {
+		c.mu.Unlock()
+		return
+	}
+	done := make(chan struct{})
+	c.drained = append(c.drained, done)
+	c.mu.Unlock()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+	}
+}
+
 // writeLoop drains the outbox and exits when it is empty.
 func (c *conn) writeLoop() {
 	for {
@@ -283,6 +353,10 @@ func (c *conn) writeLoop() {
 		if c.closed || len(c.outbox) == 0 {
 			c.writing = false
 			c.outbox = nil
+			for _, d := range c.drained {
+				close(d)
+			}
+			c.drained = nil
 			c.mu.Unlock()
 			return
 		}
@@ -296,6 +370,10 @@ func (c *conn) writeLoop() {
 			if err != nil {
 				c.mu.Lock()
 				c.closed, c.writing, c.outbox = true, false, nil
+				for _, d := range c.drained {
+					close(d)
+				}
+				c.drained = nil
 				c.mu.Unlock()
 				c.ws.CloseNow()
 				return

@@ -60,9 +60,15 @@ type config struct {
 	redisCluster bool
 	redisChannel string
 	authSecret   string
+	authPrevious string // -auth-secret-previous: verifies, never signs
+	authIssuer   string
+	authAudience string
+	jwksURL      string
 	devLogin     bool
 	roomTTL      time.Duration
 	logLevel     slog.Level
+	joinLimit    int      // joins per player per minute; 0 = no limit
+	origins      []string // -allowed-origins: extra origins for /ws
 }
 
 // parseConfig reads flags from args and, for flags not given, the
@@ -76,9 +82,15 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.BoolVar(&cfg.redisCluster, "redis-cluster", false, "treat -redis-url as a seed node of a Redis Cluster (more nodes: ?addr=host:port&addr=…)")
 	fs.StringVar(&cfg.redisChannel, "redis-channel", "match_channel", "Redis pub/sub channel that carries match events")
 	fs.StringVar(&cfg.authSecret, "auth-secret", "", "HS256 secret for session tokens; empty = a random one per start (tokens do not survive a restart)")
-	devLogin := fs.String("dev-login", "", "enable POST /api/dev/login (true/false); default true without -auth-secret, false with one")
+	fs.StringVar(&cfg.authPrevious, "auth-secret-previous", "", "previous HS256 secret, still accepted but never used to sign (key rotation); needs -auth-secret")
+	fs.StringVar(&cfg.authIssuer, "auth-issuer", "", "when set, tokens must carry this iss (issued tokens do)")
+	fs.StringVar(&cfg.authAudience, "auth-audience", "", "when set, tokens' aud must include this (issued tokens do)")
+	fs.StringVar(&cfg.jwksURL, "jwks-url", "", "http(s) URL of an identity provider's JWKS; RS256/ES256 tokens signed by its keys are then accepted")
+	devLogin := fs.String("dev-login", "", "enable POST /api/dev/login (true/false); default true without -auth-secret and -jwks-url, false with either")
 	fs.DurationVar(&cfg.roomTTL, "room-ttl", 2*time.Hour, "how long a match room and its players' assignments are kept")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	fs.IntVar(&cfg.joinLimit, "join-limit", 10, "join_queue messages a player may send per minute, across sockets (and instances, with Redis); 0 = no limit")
+	origins := fs.String("allowed-origins", "", "comma-separated origins (host patterns, e.g. app.example.com,*.example.org) allowed to open WebSockets besides the page's own")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: matchd [flags]\n\nEach flag can also be set with an environment variable: MATCHD_ and the flag\nname in upper case with dashes as underscores (e.g. -redis-url: MATCHD_REDIS_URL).\nA flag given on the command line wins over its variable.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -105,13 +117,34 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	}
 	switch strings.ToLower(*devLogin) {
 	case "":
-		cfg.devLogin = cfg.authSecret == ""
+		// With real identities configured, a login that mints any
+		// identity must be asked for explicitly.
+		cfg.devLogin = cfg.authSecret == "" && cfg.jwksURL == ""
 	case "true", "1", "yes":
 		cfg.devLogin = true
 	case "false", "0", "no":
 		cfg.devLogin = false
 	default:
 		return cfg, fmt.Errorf("-dev-login: %q is not true or false", *devLogin)
+	}
+	if cfg.authPrevious != "" && cfg.authSecret == "" {
+		return cfg, errors.New("-auth-secret-previous needs -auth-secret")
+	}
+	if cfg.jwksURL != "" {
+		if err := auth.CheckJWKSURL(cfg.jwksURL); err != nil {
+			return cfg, fmt.Errorf("-jwks-url: %w", err)
+		}
+	}
+	if cfg.joinLimit < 0 {
+		return cfg, fmt.Errorf("-join-limit: %d is negative", cfg.joinLimit)
+	}
+	for o := range strings.SplitSeq(*origins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			if strings.Contains(o, "/") {
+				return cfg, fmt.Errorf("-allowed-origins: %q: give host patterns, without scheme or path", o)
+			}
+			cfg.origins = append(cfg.origins, o)
+		}
 	}
 	if err := cfg.logLevel.UnmarshalText([]byte(*logLevel)); err != nil {
 		return cfg, fmt.Errorf("-log-level: %w", err)
@@ -173,7 +206,12 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- stri
 		Close() error
 	}
 	backendName := "memory"
+	joinWindow := matchd.Window{Max: cfg.joinLimit, Per: time.Minute}
+	var joinLimiter matchd.Limiter // nil: no limit
 	if cfg.redisURL == "" {
+		if cfg.joinLimit > 0 {
+			joinLimiter = memory.NewLimiter(joinWindow, clock)
+		}
 		backend = memory.New(memory.Config{
 			Rooms:    rooms,
 			Clock:    clock,
@@ -189,6 +227,9 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- stri
 		defer client.Close()
 		goredis.SetLogger(redis.LogAdapter{Logger: logger})
 		backendName = "redis"
+		if cfg.joinLimit > 0 {
+			joinLimiter = redis.NewLimiter(client, "join", joinWindow)
+		}
 		if cfg.redisCluster {
 			backendName = "redis-cluster"
 		}
@@ -205,18 +246,32 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- stri
 	defer backend.Close()
 	m.WatchQueue(backend.QueueSize)
 
+	authority, err := auth.NewFromConfig(auth.Config{
+		Secret:         []byte(cfg.authSecret),
+		PreviousSecret: []byte(cfg.authPrevious),
+		Issuer:         cfg.authIssuer,
+		Audience:       cfg.authAudience,
+		JWKSURL:        cfg.jwksURL,
+		Clock:          clock,
+		Logger:         logger.With("component", "auth"),
+	})
+	if err != nil {
+		return err
+	}
 	if cfg.devLogin {
 		logger.Warn("dev login is on: anyone can get a token for any user id (POST /api/dev/login); set -auth-secret and leave -dev-login off in production")
 	}
 	srv := web.New(web.Config{
 		Matchmaker:     backend,
-		Auth:           auth.New([]byte(cfg.authSecret), clock),
+		Auth:           authority,
 		Metrics:        m,
 		MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		Logger:         logger,
 		Clock:          clock,
 		DevLogin:       cfg.devLogin,
 		Instance:       instance,
+		JoinLimiter:    joinLimiter,
+		OriginPatterns: cfg.origins,
 	})
 
 	ln, err := net.Listen("tcp", cfg.addr)

@@ -33,6 +33,13 @@ func TestParseConfig(t *testing.T) {
 		{"bad_env_duration", nil, map[string]string{"MATCHD_ROOM_TTL": "soon"}, nil, "MATCHD_ROOM_TTL"},
 		{"short_room_ttl", []string{"-room-ttl", "1s"}, nil, nil, "-room-ttl"},
 		{"bad_log_level", []string{"-log-level", "loud"}, nil, nil, "-log-level"},
+		{"join_limit_default", nil, nil, func(c config) bool { return c.joinLimit == 10 }, ""},
+		{"join_limit_off", nil, map[string]string{"MATCHD_JOIN_LIMIT": "0"}, func(c config) bool { return c.joinLimit == 0 }, ""},
+		{"negative_join_limit", []string{"-join-limit", "-1"}, nil, nil, "-join-limit"},
+		{"allowed_origins", []string{"-allowed-origins", "app.example.com, *.example.org"}, nil, func(c config) bool {
+			return len(c.origins) == 2 && c.origins[0] == "app.example.com" && c.origins[1] == "*.example.org"
+		}, ""},
+		{"origin_with_scheme", []string{"-allowed-origins", "https://app.example.com"}, nil, nil, "-allowed-origins"},
 		{"unknown_flag", []string{"-bogus"}, nil, nil, "bogus"},
 		{"stray_argument", []string{"extra"}, nil, nil, "unexpected argument"},
 		{"redis_url", nil, map[string]string{"MATCHD_REDIS_URL": "redis://127.0.0.1:6390/2"}, func(c config) bool { return c.redisURL != "" && !c.redisCluster && c.redisChannel == "match_channel" }, ""},
@@ -43,6 +50,20 @@ func TestParseConfig(t *testing.T) {
 		{"bad_redis_url_option", []string{"-redis-url", "redis://127.0.0.1:6390/0?dial_timeout=soon"}, nil, nil, "-redis-url"},
 		{"cluster_without_url", []string{"-redis-cluster"}, nil, nil, "-redis-cluster needs"},
 		{"empty_channel", []string{"-redis-channel", ""}, nil, nil, "-redis-channel"},
+		{"auth_options", []string{"-auth-secret", "new", "-auth-secret-previous", "old", "-auth-issuer", "https://idp.example", "-auth-audience", "matchd", "-jwks-url", "https://idp.example/.well-known/jwks.json"}, nil,
+			func(c config) bool {
+				return c.authSecret == "new" && c.authPrevious == "old" && c.authIssuer == "https://idp.example" && c.authAudience == "matchd" && c.jwksURL == "https://idp.example/.well-known/jwks.json"
+			}, ""},
+		{"auth_options_from_env", nil, map[string]string{"MATCHD_AUTH_SECRET": "new", "MATCHD_AUTH_SECRET_PREVIOUS": "old", "MATCHD_AUTH_ISSUER": "iss", "MATCHD_AUTH_AUDIENCE": "aud", "MATCHD_JWKS_URL": "http://127.0.0.1:9999/jwks"},
+			func(c config) bool {
+				return c.authPrevious == "old" && c.authIssuer == "iss" && c.authAudience == "aud" && c.jwksURL == "http://127.0.0.1:9999/jwks"
+			}, ""},
+		{"jwks_url_turns_dev_login_off", []string{"-jwks-url", "https://idp.example/jwks"}, nil, func(c config) bool { return !c.devLogin }, ""},
+		{"jwks_url_dev_login_forced_on", []string{"-jwks-url", "https://idp.example/jwks", "-dev-login", "true"}, nil, func(c config) bool { return c.devLogin }, ""},
+		{"previous_secret_without_secret", nil, map[string]string{"MATCHD_AUTH_SECRET_PREVIOUS": "old"}, nil, "-auth-secret-previous needs -auth-secret"},
+		{"jwks_url_not_http", []string{"-jwks-url", "file:///etc/jwks.json"}, nil, nil, "-jwks-url"},
+		{"jwks_url_no_scheme", nil, map[string]string{"MATCHD_JWKS_URL": "idp.example/jwks"}, nil, "-jwks-url"},
+		{"jwks_url_unparsable", []string{"-jwks-url", "https://[::1"}, nil, nil, "-jwks-url"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,7 +87,7 @@ func TestParseConfig(t *testing.T) {
 func TestHelpListsEveryFlag(t *testing.T) {
 	var out strings.Builder
 	parseConfig([]string{"-h"}, func(string) string { return "" }, &out)
-	for _, f := range []string{"-addr", "-redis-url", "-redis-cluster", "-redis-channel", "-auth-secret", "-dev-login", "-room-ttl", "-log-level", "MATCHD_"} {
+	for _, f := range []string{"-join-limit", "-allowed-origins", "-addr", "-redis-url", "-redis-cluster", "-redis-channel", "-auth-secret", "-auth-secret-previous", "-auth-issuer", "-auth-audience", "-jwks-url", "-dev-login", "-room-ttl", "-log-level", "MATCHD_"} {
 		if !strings.Contains(out.String(), f) {
 			t.Errorf("-h output lacks %s", f)
 		}
@@ -134,6 +155,13 @@ func TestRun(t *testing.T) {
 		t.Errorf("metrics lack matchd_queue_size or the Go collector")
 	}
 	stop()
+}
+
+// TestRunAuthIssuerAudience: with -auth-issuer and -auth-audience set, the
+// dev login's tokens carry both, so its players can still connect.
+func TestRunAuthIssuerAudience(t *testing.T) {
+	addr, _ := startRun(t, "-auth-secret", "s3cret", "-auth-issuer", "https://matchd.example", "-auth-audience", "matchd", "-dev-login", "true")
+	dialAs(t, addr, "alice")
 }
 
 // TestRunRedis runs two instances of the real service on one real Redis
