@@ -441,7 +441,9 @@ func TestJoinRateLimitAcrossInstances(t *testing.T) {
 	onA.connect(a)
 	onB.connect(b)
 	limited(onA, "12 from a new socket on a")
-	limited(onB, "13 from another instance")
+	limited(onA, "13 from a new socket on a")
+	limited(onB, "14 from another instance")
+	limited(onB, "15 from another instance")
 	// Another player is not limited.
 	bob := newPlayer(t, "bob")
 	bob.connect(b)

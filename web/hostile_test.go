@@ -3,6 +3,8 @@ package web_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"io"
 	"net/http"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/matchd/matchd"
 	"github.com/matchd/matchd/matchdtest"
@@ -301,8 +304,9 @@ func TestSixthSocketRefused(t *testing.T) {
 	}, "no socket slot freed after one closed")
 }
 
-// The original design's join limit: 10 a minute; the 11th join, from any
-// socket, is refused with retry_after_seconds.
+// The original design's join limit: 10 a minute. Of 15 joins in a few
+// seconds the last five, from either socket, are refused with
+// retry_after_seconds.
 func TestJoinRateLimit(t *testing.T) {
 	h := start(t, withJoinLimit(matchd.Window{Max: 10, Per: time.Minute}))
 	token := h.login("alice")
@@ -324,8 +328,15 @@ func TestJoinRateLimit(t *testing.T) {
 			t.Errorf("retry_after_seconds = %v, want 1 to 60", e["retry_after_seconds"])
 		}
 	}
-	check(first)
-	check(h.dial(token)) // a new socket does not reset the limit
+	// Joins 11 to 15: three more on the first socket, two from a new one
+	// (a new socket does not reset the limit).
+	for range 3 {
+		check(first)
+	}
+	second := h.dial(token)
+	for range 2 {
+		check(second)
+	}
 	// The refused joins changed nothing: alice still holds her one ticket,
 	// and others can join.
 	if n := h.queueSize(); n != 1 {
@@ -372,5 +383,57 @@ func TestUnknownPathsAnswerJSON(t *testing.T) {
 		if status != http.StatusNotFound || e == nil || e["code"] != "not_found" {
 			t.Errorf("%s %s: %d %v, want 404 with a not_found error", tc.method, tc.path, status, body)
 		}
+	}
+}
+
+// Every kind of bad token is refused, on the socket upgrade and on the
+// REST API, with the same 401 and no hint of which check failed; the
+// server stays healthy and other players are unaffected.
+func TestHostileTokens(t *testing.T) {
+	h := start(t)
+	bystander := h.player("bystander")
+	bystander.join()
+	bystander.expect("queued")
+	now := time.Now()
+	sign := func(m jwt.SigningMethod, key any, claims jwt.MapClaims) string {
+		t.Helper()
+		s, err := jwt.NewWithClaims(m, claims).SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	ok := jwt.MapClaims{"sub": "mallory", "exp": now.Add(time.Hour).Unix()}
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	tokens := map[string]string{
+		"forged_signature": sign(jwt.SigningMethodHS256, []byte("not-the-secret"), ok),
+		"expired":          sign(jwt.SigningMethodHS256, []byte("harness-secret"), jwt.MapClaims{"sub": "mallory", "exp": now.Add(-time.Hour).Unix()}),
+		"alg_none":         sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, ok),
+		"wrong_algorithm":  sign(jwt.SigningMethodRS256, rsaKey, ok),
+		"oversized":        sign(jwt.SigningMethodHS256, []byte("harness-secret"), jwt.MapClaims{"sub": "mallory", "exp": now.Add(time.Hour).Unix(), "pad": strings.Repeat("x", 8<<10)}),
+	}
+	for name, token := range tokens {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(h.url, "http")+"/ws?token="+token, nil)
+			if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("socket: err %v, response %v; want 401", err, resp)
+			}
+			status, body := h.do("GET", "/api/matches/AAAAAAAAAAAAAAAAAAAAAA", token, nil)
+			e, _ := body["error"].(map[string]any)
+			if status != http.StatusUnauthorized || e == nil || e["message"] != "missing or invalid session token" {
+				t.Errorf("REST: %d %v; want 401 saying only that the token is invalid", status, body)
+			}
+		})
+	}
+	if status, body := h.do("GET", "/healthz", "", nil); status != http.StatusOK {
+		t.Errorf("healthz after hostile tokens: %d %v", status, body)
+	}
+	bystander.quiet()
+	other := h.player("other")
+	other.join()
+	if m := other.matched(); m["partner_id"] != "bystander" {
+		t.Errorf("other matched with %v, want bystander", m["partner_id"])
 	}
 }
