@@ -51,6 +51,13 @@ type Matchmaker interface {
 	Ping(ctx context.Context) error
 }
 
+// Inspector lists what waits in the queue, for operators. Both backends
+// implement it.
+type Inspector interface {
+	// Waiting returns up to limit waiting tickets, oldest first.
+	Waiting(ctx context.Context, limit int) ([]Ticket, error)
+}
+
 // JoinResult is the outcome of a Join.
 type JoinResult struct {
 	// Room is set when the player is matched: already before this join, or

@@ -66,8 +66,9 @@ func newClient(addrs []string) goredis.UniversalClient {
 	})
 }
 
-// startInstance starts a matchd instance on addrs.
-func startInstance(t *testing.T, name string, addrs []string) *instance {
+// startInstance starts a matchd instance on addrs. opts adjust its Redis
+// backend's configuration.
+func startInstance(t *testing.T, name string, addrs []string, opts ...func(*redis.Config)) *instance {
 	t.Helper()
 	bank, err := questions.Load()
 	if err != nil {
@@ -76,7 +77,7 @@ func startInstance(t *testing.T, name string, addrs []string) *instance {
 	client := newClient(addrs)
 	id := name + "-" + matchd.NewMatchID()[:6]
 	m := metrics.New(prometheus.NewRegistry())
-	backend := redis.New(redis.Config{
+	cfg := redis.Config{
 		Client:     client,
 		Rooms:      matchd.QuestionRooms{Bank: bank, Clock: matchd.SystemClock{}},
 		Pool:       pool,
@@ -87,7 +88,11 @@ func startInstance(t *testing.T, name string, addrs []string) *instance {
 		MatchEvery: 50 * time.Millisecond,
 		RetryMin:   10 * time.Millisecond,
 		RetryMax:   50 * time.Millisecond,
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	backend := redis.New(cfg)
 	m.WatchQueue(backend.QueueSize)
 	srv := web.New(web.Config{
 		Matchmaker:  backend,

@@ -40,6 +40,7 @@ func Run(t *testing.T, newBackend Factory) {
 		{"burst_drains_in_fifo_pairs", testBurstFIFO},
 		{"subscription_ends_with_context", testSubscriptionEnds},
 		{"concurrent_players_matched_at_most_once", testConcurrent},
+		{"waiting_lists_oldest_first", testWaiting},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -240,6 +241,30 @@ func testDrop(t *testing.T, mm matchd.Matchmaker, _ *FlakyRooms) {
 	}
 	if res, _ := mm.Drop(ctx, "nobody", "gw-a"); res.Removed {
 		t.Error("Drop of an absent player removed something")
+	}
+}
+
+func testWaiting(t *testing.T, mm matchd.Matchmaker, rooms *FlakyRooms) {
+	in, ok := mm.(matchd.Inspector)
+	if !ok {
+		t.Fatal("the backend does not implement matchd.Inspector")
+	}
+	rooms.Failing.Store(true) // keep everyone waiting
+	ctx := ctxFor(t)
+	for _, p := range []string{"w1", "w2", "w3"} {
+		if _, err := mm.Join(ctx, matchd.Ticket{PlayerID: p, Rating: 1600, Priority: 2, Owner: "gw-x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := in.Waiting(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].PlayerID != "w1" || got[1].PlayerID != "w2" || got[0].Seq >= got[1].Seq {
+		t.Fatalf("Waiting(2) = %+v, want w1 then w2", got)
+	}
+	if got[0].Rating != 1600 || got[0].Priority != 2 || got[0].Owner != "gw-x" || got[0].JoinedAt.IsZero() {
+		t.Errorf("ticket %+v lost its rating, priority, owner or join time", got[0])
 	}
 }
 

@@ -177,11 +177,12 @@ func (b *Backend) Assignment(_ context.Context, player string) (*matchd.Room, er
 	return b.assignmentLocked(player), nil
 }
 
-// Waiting returns the waiting tickets, oldest first.
-func (b *Backend) Waiting() []matchd.Ticket {
+// Waiting implements matchd.Inspector.
+func (b *Backend) Waiting(_ context.Context, limit int) ([]matchd.Ticket, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.queue.All()
+	all := b.queue.All()
+	return all[:min(limit, len(all))], nil
 }
 
 // Subscribe implements matchd.Matchmaker.

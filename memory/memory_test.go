@@ -67,7 +67,7 @@ func TestBackendStampsTickets(t *testing.T) {
 	defer b.Close()
 	// The caller's Seq and JoinedAt are ignored: the backend orders.
 	b.Join(t.Context(), matchd.Ticket{PlayerID: "alice", Seq: 99, JoinedAt: time.Unix(1, 0)})
-	got := b.Waiting()
+	got, _ := b.Waiting(t.Context(), 10)
 	if len(got) != 1 || got[0].Seq != 1 || !got[0].JoinedAt.Equal(clock.Now()) {
 		t.Fatalf("waiting = %+v, want alice with Seq 1 joined now", got)
 	}

@@ -23,6 +23,7 @@ type Metrics struct {
 	Connections  prometheus.Gauge
 	Messages     *prometheus.CounterVec // by message type, client to server
 	PendingDrops prometheus.Gauge       // disconnected players not yet dropped (store unreachable)
+	Draining     prometheus.Gauge       // 1 while this instance shuts down
 
 	reg prometheus.Registerer
 }
@@ -60,7 +61,10 @@ func New(reg prometheus.Registerer) *Metrics {
 	m.PendingDrops = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "matchd_pending_drops", Help: "Players whose socket closed while queued but whose ticket could not be removed yet (store unreachable); retried when it is back.",
 	})
-	reg.MustRegister(m.Joins, m.Leaves, m.Matches, m.RoomFailures, m.TimeToMatch, m.Connections, m.Messages, m.PendingDrops)
+	m.Draining = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "matchd_draining", Help: "1 while this instance is shutting down and telling its clients to reconnect elsewhere.",
+	})
+	reg.MustRegister(m.Joins, m.Leaves, m.Matches, m.RoomFailures, m.TimeToMatch, m.Connections, m.Messages, m.PendingDrops, m.Draining)
 	return m
 }
 

@@ -302,6 +302,35 @@ func (b *Backend) Assignment(ctx context.Context, player string) (*matchd.Room, 
 	return decodeRoom(s)
 }
 
+// Waiting implements matchd.Inspector.
+func (b *Backend) Waiting(ctx context.Context, limit int) ([]matchd.Ticket, error) {
+	ids, err := b.c.ZRange(ctx, b.k.queue, 0, int64(limit-1)).Result()
+	if err != nil || len(ids) == 0 {
+		return nil, unavailable(err)
+	}
+	records, err := b.c.HMGet(ctx, b.k.tickets, ids...).Result()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	owners, err := b.c.HMGet(ctx, b.k.owners, ids...).Result()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	flat := make([]any, 0, 2*len(ids))
+	for i, id := range ids {
+		flat = append(flat, id, records[i])
+	}
+	tickets, err := parseHead(flat)
+	for i := range tickets {
+		for j, id := range ids {
+			if id == tickets[i].PlayerID {
+				tickets[i].Owner, _ = owners[j].(string)
+			}
+		}
+	}
+	return tickets, err
+}
+
 // Ping implements matchd.Matchmaker.
 func (b *Backend) Ping(ctx context.Context) error {
 	return unavailable(b.c.Ping(ctx).Err())

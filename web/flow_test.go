@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -333,4 +334,37 @@ func idx(user string) int {
 	var i int
 	fmt.Sscanf(user, "u%03d", &i)
 	return i
+}
+
+// TestDrain: when the server stops, /readyz turns 503, every client is
+// told to reconnect and closed with 1012, tickets stay in place for the
+// instance they reconnect to, and new sockets are refused.
+func TestDrain(t *testing.T) {
+	h := start(t)
+	if status, body := h.do("GET", "/readyz", "", nil); status != http.StatusOK || body["status"] != "ready" {
+		t.Fatalf("readyz before draining: %d %v", status, body)
+	}
+	alice := h.player("alice")
+	alice.join()
+	alice.expect("queued")
+	token := h.login("bob")
+
+	h.stopRun()
+	alice.expect("reconnect")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, _, err := alice.ws.Read(ctx)
+	if got := websocket.CloseStatus(err); got != websocket.StatusServiceRestart {
+		t.Errorf("close status = %v (%v), want 1012", got, err)
+	}
+	if status, body := h.do("GET", "/readyz", "", nil); status != http.StatusServiceUnavailable || body["status"] != "draining" {
+		t.Errorf("readyz while draining: %d %v, want 503 draining", status, body)
+	}
+	if n, _ := h.backend.QueueSize(t.Context()); n != 1 {
+		t.Errorf("queue size after the drain = %d, want 1: alice's ticket stays for her reconnect", n)
+	}
+	_, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(h.url, "http")+"/ws?token="+token, nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("socket while draining: err %v, response %v; want 503", err, resp)
+	}
 }

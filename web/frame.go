@@ -55,7 +55,7 @@ func decodeFrame(data []byte) (frame, error) {
 		}
 		return frame{Type: t}, nil
 	default:
-		return frame{}, matchd.Errorf(matchd.EInvalid, "unknown message type %q", truncate(t, 64))
+		return frame{}, matchd.Errorf(matchd.EInvalid, "unknown message type %q", truncate(t, 40)) // %q can quadruple it: stays under 200 bytes
 	}
 }
 
@@ -146,6 +146,7 @@ type typeOnly struct {
 
 var (
 	pongFrame      = mustJSON(typeOnly{Type: "pong"})
+	reconnectFrame = mustJSON(typeOnly{Type: "reconnect"})
 	leftQueueFrame = mustJSON(typeOnly{Type: "left_queue"})
 )
 

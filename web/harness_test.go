@@ -33,6 +33,8 @@ type harness struct {
 	url     string
 	backend *memory.Backend
 	rooms   *matchdtest.FlakyRooms
+	// stopRun ends the server's Run (it drains) and waits for it.
+	stopRun func()
 }
 
 type option func(*web.Config)
@@ -73,13 +75,16 @@ func start(t testing.TB, opts ...option) *harness {
 		defer close(done)
 		srv.Run(ctx)
 	}()
-	t.Cleanup(func() {
+	stopRun := func() {
 		cancel()
 		<-done
+	}
+	t.Cleanup(func() {
+		stopRun()
 		ts.Close()
 		backend.Close()
 	})
-	return &harness{t: t, url: ts.URL, backend: backend, rooms: rooms}
+	return &harness{t: t, url: ts.URL, backend: backend, rooms: rooms, stopRun: stopRun}
 }
 
 // do sends an HTTP request and returns the status and decoded JSON body.

@@ -437,3 +437,54 @@ func TestHostileTokens(t *testing.T) {
 		t.Errorf("other matched with %v, want bystander", m["partner_id"])
 	}
 }
+
+func TestAdminAPI(t *testing.T) {
+	h := start(t, func(c *web.Config) { c.AdminToken = "admin-secret" })
+	alice := h.player("alice")
+	alice.join()
+	alice.expect("queued")
+
+	// Without the token, or with a player's token: 401, nothing leaks.
+	for _, token := range []string{"", "wrong", h.login("mallory")} {
+		if status, _ := h.do("GET", "/api/admin/pools/default/tickets", token, nil); status != http.StatusUnauthorized {
+			t.Errorf("tickets with token %.8q: %d, want 401", token, status)
+		}
+	}
+	status, body := h.do("GET", "/api/admin/pools/default/tickets?limit=10", "admin-secret", nil)
+	tickets, _ := body["tickets"].([]any)
+	if status != 200 || body["queue_size"] != 1.0 || len(tickets) != 1 || tickets[0].(map[string]any)["player_id"] != "alice" {
+		t.Fatalf("tickets: %d %v, want alice's ticket", status, body)
+	}
+	if status, _ := h.do("GET", "/api/admin/pools/elsewhere/tickets", "admin-secret", nil); status != 404 {
+		t.Errorf("unknown pool: %d, want 404", status)
+	}
+	if status, _ := h.do("GET", "/api/admin/pools/default/tickets?limit=0", "admin-secret", nil); status != 400 {
+		t.Errorf("limit=0: %d, want 400", status)
+	}
+
+	// Removing the ticket takes alice out of the queue.
+	status, body = h.do("DELETE", "/api/admin/tickets/alice", "admin-secret", nil)
+	if status != 200 || body["removed"] != true {
+		t.Fatalf("remove: %d %v", status, body)
+	}
+	if n := h.queueSize(); n != 0 {
+		t.Errorf("queue size after removal = %d", n)
+	}
+
+	// Any room can be viewed with the admin token.
+	bob, carol := h.player("bob"), h.player("carol")
+	bob.join()
+	carol.join()
+	id := carol.matched()["match_id"].(string)
+	status, body = h.do("GET", "/api/admin/matches/"+id, "admin-secret", nil)
+	if status != 200 || body["match_id"] != id {
+		t.Errorf("room: %d %v", status, body)
+	}
+}
+
+func TestAdminAPIOff(t *testing.T) {
+	h := start(t)
+	if status, body := h.do("GET", "/api/admin/pools/default/tickets", "anything", nil); status != 404 {
+		t.Errorf("admin API without a token configured: %d %v, want 404", status, body)
+	}
+}

@@ -94,7 +94,10 @@ func (h *hub) unregister(c *conn) {
 	}
 	h.mu.Unlock()
 
-	if wasJoined && !othersJoined {
+	// A draining instance leaves the ticket in place for the instance the
+	// player reconnects to; if they never do, it goes with this instance's
+	// lease.
+	if wasJoined && !othersJoined && !h.s.draining.Load() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		res, err := h.s.mm.Drop(ctx, c.player, h.s.cfg.Instance)
 		cancel()
@@ -267,8 +270,9 @@ func (h *hub) rejoin(ctx context.Context, p string, e *playerEntry) *matchd.Room
 	return res.Room
 }
 
-// closeAll closes every socket, as the server stops.
-func (h *hub) closeAll() {
+// drainAll tells every socket to reconnect and closes it, as the server
+// stops.
+func (h *hub) drainAll() {
 	h.mu.Lock()
 	var conns []*conn
 	for _, e := range h.players {
@@ -279,7 +283,7 @@ func (h *hub) closeAll() {
 	h.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, c := range conns {
-		wg.Go(c.closeGoingAway)
+		wg.Go(c.drain)
 	}
 	wg.Wait()
 }

@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/matchd/matchd"
@@ -48,6 +49,12 @@ type Config struct {
 	// MaxSockets caps the sockets one player may hold open on this
 	// instance (default 5); another is refused with 429.
 	MaxSockets int
+	// AdminToken enables the admin API for requests bearing it; empty
+	// turns the API off.
+	AdminToken string
+	// ShutdownTimeout bounds how long Run waits, once draining, for the
+	// sockets' handlers to finish. Default 10 s.
+	ShutdownTimeout time.Duration
 	// OriginPatterns are extra origins allowed to open WebSockets (host
 	// patterns as in github.com/coder/websocket's AcceptOptions); the
 	// page's own origin is always allowed.
@@ -67,6 +74,9 @@ type Server struct {
 	// Shutdown does not wait for; Run does, so that the tickets of closing
 	// sockets are dropped before the process exits.
 	sockets sync.WaitGroup
+	// draining is set when Run's context ends: the instance is going away,
+	// takes no new sockets and tells its clients to reconnect elsewhere.
+	draining atomic.Bool
 }
 
 // New returns a Server.
@@ -85,6 +95,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.MessageBurst <= 0 {
 		cfg.MessageBurst = 20
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 10 * time.Second
 	}
 	if cfg.MaxSockets <= 0 {
 		cfg.MaxSockets = 5
@@ -130,7 +143,9 @@ func (s *Server) routes() {
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, matchd.Errorf(matchd.ENotFound, "no such endpoint: %s %s", r.Method, truncate(r.URL.Path, 100)))
 	})
+	s.adminRoutes(m)
 	m.HandleFunc("GET /healthz", s.handleHealth)
+	m.HandleFunc("GET /readyz", s.handleReady)
 	m.HandleFunc("GET /ws", s.handleWebSocket)
 	if s.cfg.MetricsHandler != nil {
 		m.Handle("GET /metrics", s.cfg.MetricsHandler)
@@ -139,12 +154,21 @@ func (s *Server) routes() {
 	s.mux = m
 }
 
-// Run delivers match events to this instance's sockets until ctx ends, and
-// then closes every socket and waits (up to 10 s) for their handlers to
-// finish. It resubscribes when the event stream breaks.
+// Run delivers match events to this instance's sockets until ctx ends.
+// It resubscribes when the event stream breaks.
+//
+// When ctx ends the instance drains, for a restart that loses nobody:
+// /readyz turns 503 and new sockets are refused; every client is sent
+// {"type":"reconnect"} and closed with 1012 (service restart); their
+// tickets stay in place, so a player who reconnects to another instance
+// keeps their place (with Redis; the embedded backend's state goes with
+// the process anyway). Run returns when the sockets' handlers are done, or
+// after ShutdownTimeout.
 func (s *Server) Run(ctx context.Context) error {
 	err := s.hub.run(ctx)
-	s.hub.closeAll()
+	s.draining.Store(true)
+	s.cfg.Metrics.Draining.Set(1)
+	s.hub.drainAll()
 	done := make(chan struct{})
 	go func() {
 		s.sockets.Wait()
@@ -152,11 +176,14 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
-		s.log.Warn("socket handlers still running 10 s after shutdown began")
+	case <-time.After(s.cfg.ShutdownTimeout):
+		s.log.Warn("socket handlers still running when the shutdown timeout passed", "timeout", s.cfg.ShutdownTimeout)
 	}
 	return err
 }
+
+// Draining reports whether the instance is shutting down.
+func (s *Server) Draining() bool { return s.draining.Load() }
 
 // statusOf maps a domain error code to an HTTP status: the one place the
 // REST API decides statuses.

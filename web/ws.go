@@ -77,6 +77,10 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if s.draining.Load() {
+		s.writeError(w, r, matchd.Errorf(matchd.EUnavailable, "this instance is restarting; connect again"))
+		return
+	}
 	if !s.hub.reserve(claims.UserID) {
 		s.writeError(w, r, matchd.Errorf(matchd.ERateLimited, "too many open sockets for this player (at most %d)", s.cfg.MaxSockets))
 		return
@@ -99,6 +103,12 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	defer s.cfg.Metrics.Connections.Dec()
 	s.hub.register(c)
 	defer s.hub.unregister(c)
+	if s.draining.Load() {
+		// Draining began after the check above but before drainAll could
+		// see this socket: it is this socket's own job to go.
+		c.drain()
+		return
+	}
 	c.schedulePing()
 	defer c.stopPing()
 
@@ -410,7 +420,10 @@ func (c *conn) stopPing() {
 	}
 }
 
-// closeGoingAway closes the socket as the server stops (1001).
-func (c *conn) closeGoingAway() {
-	c.ws.Close(websocket.StatusGoingAway, "server shutting down")
+// drain tells the client to reconnect elsewhere and closes the socket with
+// 1012 (service restart).
+func (c *conn) drain() {
+	c.send(reconnectFrame)
+	c.flush(time.Second)
+	c.ws.Close(websocket.StatusServiceRestart, "instance restarting; reconnect")
 }

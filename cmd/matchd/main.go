@@ -8,15 +8,18 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -69,10 +72,13 @@ type config struct {
 	logLevel     slog.Level
 	joinLimit    int      // joins per player per minute; 0 = no limit
 	origins      []string // -allowed-origins: extra origins for /ws
+	adminToken   string   // -admin-token: empty = admin API off
+	shutdown     time.Duration
 }
 
 // parseConfig reads flags from args and, for flags not given, the
-// environment. Any invalid value is an error (exit status 2).
+// environment and then the optional -config file (a JSON object whose keys
+// are flag names). Any invalid value is an error (exit status 2).
 func parseConfig(args []string, getenv func(string) string, out io.Writer) (config, error) {
 	var cfg config
 	fs := flag.NewFlagSet("matchd", flag.ContinueOnError)
@@ -91,8 +97,11 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.IntVar(&cfg.joinLimit, "join-limit", 10, "join_queue messages a player may send per minute, across sockets (and instances, with Redis); 0 = no limit")
 	origins := fs.String("allowed-origins", "", "comma-separated origins (host patterns, e.g. app.example.com,*.example.org) allowed to open WebSockets besides the page's own")
+	fs.StringVar(&cfg.adminToken, "admin-token", "", "bearer token of the admin API (/api/admin/…); empty = admin API off")
+	fs.DurationVar(&cfg.shutdown, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long to wait for clients told to reconnect to go (their tickets stay for the instance they reconnect to)")
+	configFile := fs.String("config", "", "optional JSON config file: an object whose keys are flag names, e.g. {\"addr\":\":8080\",\"join-limit\":10}; flags and environment win over it")
 	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: matchd [flags]\n\nEach flag can also be set with an environment variable: MATCHD_ and the flag\nname in upper case with dashes as underscores (e.g. -redis-url: MATCHD_REDIS_URL).\nA flag given on the command line wins over its variable.\n\nFlags:\n")
+		fmt.Fprintf(out, "Usage: matchd [flags]\n\nEach flag can also be set with an environment variable: MATCHD_ and the flag\nname in upper case with dashes as underscores (e.g. -redis-url: MATCHD_REDIS_URL),\nor in the -config file. A flag given on the command line wins over its\nvariable, which wins over the file.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -114,6 +123,14 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	})
 	if envErr != nil {
 		return cfg, envErr
+	}
+	if *configFile != "" {
+		if err := applyConfigFile(fs, *configFile, given, getenv); err != nil {
+			return cfg, err
+		}
+	}
+	if cfg.shutdown <= 0 {
+		return cfg, fmt.Errorf("-shutdown-timeout: %v is not positive", cfg.shutdown)
 	}
 	switch strings.ToLower(*devLogin) {
 	case "":
@@ -165,6 +182,41 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		return cfg, errors.New("-redis-channel must not be empty")
 	}
 	return cfg, nil
+}
+
+// applyConfigFile sets, from the JSON object in path, every flag that was
+// given neither on the command line nor in the environment.
+func applyConfigFile(fs *flag.FlagSet, path string, given map[string]bool, getenv func(string) string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("-config: %w", err)
+	}
+	var values map[string]any
+	if err := json.Unmarshal(data, &values); err != nil {
+		return fmt.Errorf("-config %s: not a JSON object: %w", path, err)
+	}
+	for _, name := range slices.Sorted(maps.Keys(values)) {
+		f := fs.Lookup(name)
+		if f == nil || name == "config" {
+			return fmt.Errorf("-config %s: unknown setting %q", path, name)
+		}
+		if given[name] || getenv("MATCHD_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_"))) != "" {
+			continue
+		}
+		var v string
+		switch x := values[name].(type) {
+		case string:
+			v = x
+		case bool, float64:
+			v = fmt.Sprint(x)
+		default:
+			return fmt.Errorf("-config %s: %q must be a string, number or boolean", path, name)
+		}
+		if err := fs.Set(name, v); err != nil {
+			return fmt.Errorf("-config %s: %q: %w", path, name, err)
+		}
+	}
+	return nil
 }
 
 // newRedisClient returns a client of the configured Redis or, with
@@ -262,16 +314,18 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- stri
 		logger.Warn("dev login is on: anyone can get a token for any user id (POST /api/dev/login); set -auth-secret and leave -dev-login off in production")
 	}
 	srv := web.New(web.Config{
-		Matchmaker:     backend,
-		Auth:           authority,
-		Metrics:        m,
-		MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		Logger:         logger,
-		Clock:          clock,
-		DevLogin:       cfg.devLogin,
-		Instance:       instance,
-		JoinLimiter:    joinLimiter,
-		OriginPatterns: cfg.origins,
+		Matchmaker:      backend,
+		Auth:            authority,
+		Metrics:         m,
+		MetricsHandler:  promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		Logger:          logger,
+		Clock:           clock,
+		DevLogin:        cfg.devLogin,
+		Instance:        instance,
+		JoinLimiter:     joinLimiter,
+		OriginPatterns:  cfg.origins,
+		ShutdownTimeout: cfg.shutdown,
+		AdminToken:      cfg.adminToken,
 	})
 
 	ln, err := net.Listen("tcp", cfg.addr)

@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -40,6 +42,9 @@ func TestParseConfig(t *testing.T) {
 			return len(c.origins) == 2 && c.origins[0] == "app.example.com" && c.origins[1] == "*.example.org"
 		}, ""},
 		{"origin_with_scheme", []string{"-allowed-origins", "https://app.example.com"}, nil, nil, "-allowed-origins"},
+		{"shutdown_timeout", []string{"-shutdown-timeout", "30s"}, nil, func(c config) bool { return c.shutdown == 30*time.Second }, ""},
+		{"bad_shutdown_timeout", []string{"-shutdown-timeout", "0s"}, nil, nil, "-shutdown-timeout"},
+		{"admin_token", nil, map[string]string{"MATCHD_ADMIN_TOKEN": "adm"}, func(c config) bool { return c.adminToken == "adm" }, ""},
 		{"unknown_flag", []string{"-bogus"}, nil, nil, "bogus"},
 		{"stray_argument", []string{"extra"}, nil, nil, "unexpected argument"},
 		{"redis_url", nil, map[string]string{"MATCHD_REDIS_URL": "redis://127.0.0.1:6390/2"}, func(c config) bool { return c.redisURL != "" && !c.redisCluster && c.redisChannel == "match_channel" }, ""},
@@ -84,10 +89,49 @@ func TestParseConfig(t *testing.T) {
 	}
 }
 
+func TestConfigFile(t *testing.T) {
+	write := func(t *testing.T, body string) string {
+		t.Helper()
+		p := filepath.Join(t.TempDir(), "matchd.json")
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	t.Run("file_sets_what_flags_and_env_do_not", func(t *testing.T) {
+		p := write(t, `{"addr":":9100","join-limit":3,"redis-cluster":false,"room-ttl":"30m","log-level":"debug"}`)
+		cfg, err := parseConfig([]string{"-config", p, "-room-ttl", "1h"}, func(k string) string {
+			return map[string]string{"MATCHD_JOIN_LIMIT": "7"}[k]
+		}, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.addr != ":9100" || cfg.joinLimit != 7 || cfg.roomTTL != time.Hour {
+			t.Errorf("config = addr %q, join-limit %d, room-ttl %v; want :9100 from the file, 7 from the environment, 1h from the flag", cfg.addr, cfg.joinLimit, cfg.roomTTL)
+		}
+	})
+	for _, tc := range []struct{ name, body, want string }{
+		{"unknown_key", `{"adress":":1"}`, "unknown setting"},
+		{"bad_value", `{"join-limit":"many"}`, "join-limit"},
+		{"not_an_object", `[1,2]`, "not a JSON object"},
+		{"nested_value", `{"addr":{"host":"x"}}`, "must be a string"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseConfig([]string{"-config", write(t, tc.body)}, func(string) string { return "" }, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error = %v, want one mentioning %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := parseConfig([]string{"-config", "/nonexistent/matchd.json"}, func(string) string { return "" }, io.Discard); err == nil {
+		t.Error("a missing config file is not an error")
+	}
+}
+
 func TestHelpListsEveryFlag(t *testing.T) {
 	var out strings.Builder
 	parseConfig([]string{"-h"}, func(string) string { return "" }, &out)
-	for _, f := range []string{"-join-limit", "-allowed-origins", "-addr", "-redis-url", "-redis-cluster", "-redis-channel", "-auth-secret", "-auth-secret-previous", "-auth-issuer", "-auth-audience", "-jwks-url", "-dev-login", "-room-ttl", "-log-level", "MATCHD_"} {
+	for _, f := range []string{"-admin-token", "-shutdown-timeout", "-config", "-join-limit", "-allowed-origins", "-addr", "-redis-url", "-redis-cluster", "-redis-channel", "-auth-secret", "-auth-secret-previous", "-auth-issuer", "-auth-audience", "-jwks-url", "-dev-login", "-room-ttl", "-log-level", "MATCHD_"} {
 		if !strings.Contains(out.String(), f) {
 			t.Errorf("-h output lacks %s", f)
 		}
