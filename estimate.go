@@ -8,8 +8,14 @@ import (
 )
 
 // WaitEstimator estimates how long a player will wait for a partner from
-// what it has measured: an exponentially weighted mean of the time between
-// new tickets. Under pairing where everyone fits, a player who finds
+// what it has measured, not from a fixed rule: an exponentially weighted
+// mean of the time between matches, as seen on the match event stream
+// (every instance sees every match, so the rate is the pool's, not this
+// instance's), or, before any match was seen, of the time between the
+// joins this instance took.
+//
+// Each match takes two players, so players arrive about twice as often as
+// matches form. When pairing is open to everyone, a player who finds
 // someone waiting is matched at once, and a player who waits alone waits
 // for the next arrival; the estimate follows that.
 //
@@ -17,29 +23,27 @@ import (
 // Prior.
 type WaitEstimator struct {
 	Alpha float64       // weight of the newest interval, in (0,1]
-	Prior time.Duration // estimate before any interval is measured
+	Prior time.Duration // estimate before anything is measured
 
 	mu      sync.Mutex
+	joins   ewma // seconds between joins seen here
+	matches ewma // seconds between matches in the pool
+}
+
+// ewma is an exponentially weighted mean of the intervals between events.
+type ewma struct {
 	last    time.Time
-	mean    float64 // seconds; 0 until the first interval
+	mean    float64
 	samples int
 }
 
-// NewWaitEstimator returns an estimator with weight 0.2 and a 10 s prior.
-func NewWaitEstimator() *WaitEstimator {
-	return &WaitEstimator{Alpha: 0.2, Prior: 10 * time.Second}
-}
-
-// Arrived records a new ticket at t.
-func (e *WaitEstimator) Arrived(t time.Time) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+func (e *ewma) add(t time.Time, alpha float64) {
 	if !e.last.IsZero() && t.After(e.last) {
 		d := t.Sub(e.last).Seconds()
 		if e.samples == 0 {
 			e.mean = d
 		} else {
-			e.mean = e.Alpha*d + (1-e.Alpha)*e.mean
+			e.mean = alpha*d + (1-alpha)*e.mean
 		}
 		e.samples++
 	}
@@ -47,6 +51,29 @@ func (e *WaitEstimator) Arrived(t time.Time) {
 		e.last = t
 	}
 }
+
+// NewWaitEstimator returns an estimator with weight 0.1 and a 10 s prior.
+func NewWaitEstimator() *WaitEstimator {
+	return &WaitEstimator{Alpha: 0.1, Prior: 10 * time.Second}
+}
+
+// Arrived records a new ticket taken by this instance at t.
+func (e *WaitEstimator) Arrived(t time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.joins.add(t, e.Alpha)
+}
+
+// Matched records a match of the pool seen at t.
+func (e *WaitEstimator) Matched(t time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.matches.add(t, e.Alpha)
+}
+
+// minMatchSamples is how many match intervals are needed before they are
+// trusted over this instance's own joins.
+const minMatchSamples = 5
 
 // Estimate returns the expected wait of a player who would join a queue of
 // queueSize waiting tickets now (queueSize counts the player if they are
@@ -62,10 +89,16 @@ func (e *WaitEstimator) Estimate(queueSize int, queued bool) time.Duration {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.samples == 0 {
+	var arrival float64 // mean seconds between arrivals
+	switch {
+	case e.matches.samples >= minMatchSamples:
+		arrival = e.matches.mean / 2
+	case e.joins.samples > 0:
+		arrival = e.joins.mean
+	default:
 		return e.Prior
 	}
-	return time.Duration(e.mean * float64(time.Second))
+	return time.Duration(arrival * float64(time.Second))
 }
 
 // WaitText renders a wait for people: "under a second", "about 10 s",

@@ -56,6 +56,9 @@ type Matchmaker interface {
 type Inspector interface {
 	// Waiting returns up to limit waiting tickets, oldest first.
 	Waiting(ctx context.Context, limit int) ([]Ticket, error)
+	// ActiveRooms returns how many rooms are live (not expired): the
+	// concurrent matches.
+	ActiveRooms(ctx context.Context) (int, error)
 }
 
 // JoinResult is the outcome of a Join.
@@ -101,6 +104,9 @@ type Observer interface {
 	// RoomFailed is called when room creation failed and the pair was left
 	// in the queue.
 	RoomFailed(err error)
+	// Swept is called after each sweep for ghost tickets, with how long it
+	// took and how many tickets it removed.
+	Swept(d time.Duration, removed int)
 }
 
 // NopObserver is an Observer that ignores everything.
@@ -111,3 +117,6 @@ func (NopObserver) Matched(Room, [2]time.Duration) {}
 
 // RoomFailed implements Observer.
 func (NopObserver) RoomFailed(error) {}
+
+// Swept implements Observer.
+func (NopObserver) Swept(time.Duration, int) {}

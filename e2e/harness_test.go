@@ -93,7 +93,8 @@ func startInstance(t *testing.T, name string, addrs []string, opts ...func(*redi
 		o(&cfg)
 	}
 	backend := redis.New(cfg)
-	m.WatchQueue(backend.QueueSize)
+	m.WatchQueue("default", backend.QueueSize)
+	m.WatchRooms("default", backend.ActiveRooms)
 	srv := web.New(web.Config{
 		Matchmaker:  backend,
 		JoinLimiter: redis.NewLimiter(client, "join", matchd.Window{Max: 10, Per: time.Minute}),

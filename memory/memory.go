@@ -177,6 +177,14 @@ func (b *Backend) Assignment(_ context.Context, player string) (*matchd.Room, er
 	return b.assignmentLocked(player), nil
 }
 
+// ActiveRooms implements matchd.Inspector.
+func (b *Backend) ActiveRooms(context.Context) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.expireLocked(b.cfg.Clock.Now())
+	return len(b.expiry), nil
+}
+
 // Waiting implements matchd.Inspector.
 func (b *Backend) Waiting(_ context.Context, limit int) ([]matchd.Ticket, error) {
 	b.mu.Lock()

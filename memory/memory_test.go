@@ -59,6 +59,7 @@ type recorder struct {
 
 func (r *recorder) Matched(_ matchd.Room, w [2]time.Duration) { r.waits = append(r.waits, w) }
 func (r *recorder) RoomFailed(error)                          { r.failures++ }
+func (r *recorder) Swept(time.Duration, int)                  {}
 
 func TestBackendStampsTickets(t *testing.T) {
 	clock := matchdtest.NewClock()

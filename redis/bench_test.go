@@ -54,7 +54,8 @@ func (l *matchLog) Matched(room matchd.Room, _ [2]time.Duration) {
 	l.count.Add(1)
 }
 
-func (l *matchLog) RoomFailed(error) { l.failed.Add(1) }
+func (l *matchLog) RoomFailed(error)         { l.failed.Add(1) }
+func (l *matchLog) Swept(time.Duration, int) {}
 
 // check fails b unless exactly the given players were matched, each once,
 // in wantMatches matches.

@@ -11,6 +11,7 @@ type keys struct {
 	tickets string // HASH player -> ticket JSON
 	owners  string // HASH player -> owning instance
 	leases  string // ZSET instance -> lease expiry (ms)
+	rooms   string // ZSET room key -> expiry (ms): live rooms
 }
 
 func newKeys(pool string) keys {
@@ -22,6 +23,7 @@ func newKeys(pool string) keys {
 		tickets: p + "tickets",
 		owners:  p + "owners",
 		leases:  p + "leases",
+		rooms:   p + "rooms",
 	}
 }
 

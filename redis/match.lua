@@ -3,8 +3,9 @@
 -- chose them by.
 --
 -- KEYS[1] queue  KEYS[2] tickets  KEYS[3] owners  KEYS[4] seq
+-- KEYS[5] rooms   ZSET room key -> expiry (ms): the index of live rooms
 -- then, for pair i = 0, 1, …:
---   KEYS[5+3i] assign:<p1>  KEYS[6+3i] assign:<p2>  KEYS[7+3i] room:<match id>
+--   KEYS[6+3i] assign:<p1>  KEYS[7+3i] assign:<p2>  KEYS[8+3i] room:<match id>
 -- ARGV[1] room TTL in ms  ARGV[2] channel  ARGV[3] prefix of the pool's keys
 -- ARGV[4] peek: how many of the oldest remaining tickets to return
 -- then, for pair i:
@@ -54,10 +55,11 @@ for i = 0, pairs_n - 1 do
       if owners[2] then redis.call('SREM', prefix .. 'owned:' .. owners[2], p2) end
     end
     redis.call('HDEL', KEYS[3], p1, p2)
-    local k = 5 + 3 * i
+    local k = 6 + 3 * i
     redis.call('SET', KEYS[k], room, 'PX', ttl)
     redis.call('SET', KEYS[k + 1], room, 'PX', ttl)
     redis.call('SET', KEYS[k + 2], room, 'PX', ttl)
+    redis.call('ZADD', KEYS[5], now + tonumber(ttl), KEYS[k + 2])
     redis.call('PUBLISH', channel, event)
     committed[#committed + 1] = 1
   else

@@ -331,6 +331,12 @@ func (b *Backend) Waiting(ctx context.Context, limit int) ([]matchd.Ticket, erro
 	return tickets, err
 }
 
+// ActiveRooms implements matchd.Inspector.
+func (b *Backend) ActiveRooms(ctx context.Context) (int, error) {
+	n, err := b.c.ZCount(ctx, b.k.rooms, strconv.FormatInt(time.Now().UnixMilli(), 10), "+inf").Result()
+	return int(n), unavailable(err)
+}
+
 // Ping implements matchd.Matchmaker.
 func (b *Backend) Ping(ctx context.Context) error {
 	return unavailable(b.c.Ping(ctx).Err())
@@ -550,8 +556,8 @@ func (b *Backend) record(f *flight) []matchd.Room {
 func (b *Backend) send(ctx context.Context, pairs [][2]matchd.Ticket, rooms []matchd.Room) *flight {
 	f := &flight{pairs: pairs, rooms: rooms, done: make(chan struct{})}
 	k := b.k
-	keys := make([]string, 0, 4+3*len(pairs))
-	keys = append(keys, k.queue, k.tickets, k.owners, k.seq)
+	keys := make([]string, 0, 5+3*len(pairs))
+	keys = append(keys, k.queue, k.tickets, k.owners, k.seq, k.rooms)
 	args := make([]any, 0, 4+6*len(pairs))
 	args = append(args, b.cfg.RoomTTL.Milliseconds(), b.cfg.Channel, k.prefix, b.cfg.Peek)
 	for i, p := range pairs {
@@ -696,7 +702,11 @@ func (b *Backend) keeper() {
 			}
 		}
 		if !healthySince.IsZero() && time.Since(healthySince) >= b.cfg.LeaseTTL {
-			n, err := sweepScript.Run(ctx, b.c, []string{b.k.leases, b.k.queue, b.k.tickets, b.k.owners}, b.k.prefix, 100).Int()
+			start := time.Now()
+			n, err := sweepScript.Run(ctx, b.c, []string{b.k.leases, b.k.queue, b.k.tickets, b.k.owners, b.k.rooms}, b.k.prefix, 100).Int()
+			if err == nil {
+				b.cfg.Observer.Swept(time.Since(start), n)
+			}
 			if err != nil && b.ctx.Err() == nil {
 				b.cfg.Logger.Warn("ghost sweep failed", "err", err)
 			} else if n > 0 {

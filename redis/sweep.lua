@@ -2,6 +2,7 @@
 -- (ghosts: players whose instance died with their socket).
 --
 -- KEYS[1] leases  KEYS[2] queue  KEYS[3] tickets  KEYS[4] owners
+-- KEYS[5] rooms (the index of live rooms; expired entries are pruned here)
 -- ARGV[1] prefix of the pool's keys, for owned:<instance>
 -- ARGV[2] at most this many dead instances per call
 --
@@ -28,4 +29,5 @@ for _, inst in ipairs(dead) do
   redis.call('DEL', owned)
   redis.call('ZREM', KEYS[1], inst)
 end
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
 return removed

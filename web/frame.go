@@ -150,6 +150,19 @@ var (
 	leftQueueFrame = mustJSON(typeOnly{Type: "left_queue"})
 )
 
+// frameType reads the type of a server frame, which every server message
+// has as its first field, for metrics.
+func frameType(data []byte) string {
+	rest, ok := bytes.CutPrefix(data, []byte(`{"type":"`))
+	if !ok {
+		return "unknown"
+	}
+	if i := bytes.IndexByte(rest, '"'); i > 0 {
+		return string(rest[:i])
+	}
+	return "unknown"
+}
+
 func mustJSON(v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -56,7 +56,8 @@ func start(t testing.TB, opts ...option) *harness {
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
 	backend := memory.New(memory.Config{Rooms: rooms, Observer: m, RetryMin: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond})
-	m.WatchQueue(backend.QueueSize)
+	m.WatchQueue("default", backend.QueueSize)
+	m.WatchRooms("default", backend.ActiveRooms)
 	cfg := web.Config{
 		Matchmaker:     backend,
 		Auth:           auth.New([]byte("harness-secret"), nil),

@@ -210,7 +210,10 @@ func TestHealthAndMetrics(t *testing.T) {
 	text, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{
-		"matchd_queue_size 0",
+		`matchd_queue_size{pool="default"} 0`,
+		`matchd_active_rooms{pool="default"} 1`,
+		`matchd_websocket_messages_sent_total{type="match_found"} 2`,
+		`matchd_rate_limited_total{limit="join"} 0`,
 		"matchd_joins_total 2",
 		"matchd_matches_total 1",
 		"matchd_time_to_match_seconds_count 2",

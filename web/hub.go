@@ -179,6 +179,7 @@ func (h *hub) run(ctx context.Context) error {
 		backoff = 50 * time.Millisecond
 		h.resync(ctx)
 		for ev := range events {
+			h.s.estimator.Matched(h.s.cfg.Clock.Now())
 			h.deliver(&ev.Room)
 		}
 		if ctx.Err() != nil {

@@ -82,6 +82,7 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.hub.reserve(claims.UserID) {
+		s.cfg.Metrics.RateLimited.WithLabelValues("sockets").Inc()
 		s.writeError(w, r, matchd.Errorf(matchd.ERateLimited, "too many open sockets for this player (at most %d)", s.cfg.MaxSockets))
 		return
 	}
@@ -133,6 +134,7 @@ func (c *conn) readLoop(ctx context.Context) {
 			return
 		}
 		if !c.admit() {
+			s.cfg.Metrics.RateLimited.WithLabelValues("message").Inc()
 			if c.strikes >= strikesToClose {
 				c.h.s.log.Warn("closing a socket that keeps flooding", "player", c.player)
 				c.flush(time.Second) // the rate_limited answers go out first
@@ -200,6 +202,7 @@ func (c *conn) join(ctx context.Context) {
 			return
 		}
 		if !ok {
+			s.cfg.Metrics.RateLimited.WithLabelValues("join").Inc()
 			c.send(errorFrame(&matchd.Error{Code: matchd.ERateLimited, Message: "too many joins; wait before joining again", RetryAfter: retry}))
 			return
 		}
@@ -332,6 +335,7 @@ func (c *conn) enqueueLocked(matchID string, data []byte) {
 		go c.ws.CloseNow()
 		return
 	}
+	c.h.s.cfg.Metrics.Sent.WithLabelValues(frameType(data)).Inc()
 	c.outbox = append(c.outbox, data)
 	if !c.writing {
 		c.writing = true

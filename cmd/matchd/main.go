@@ -255,6 +255,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- stri
 	instance := matchd.NewMatchID()[:12]
 	var backend interface {
 		matchd.Matchmaker
+		matchd.Inspector
 		Close() error
 	}
 	backendName := "memory"
@@ -278,6 +279,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- stri
 		}
 		defer client.Close()
 		goredis.SetLogger(redis.LogAdapter{Logger: logger})
+		redis.Instrument(client, m.RedisCommand)
 		backendName = "redis"
 		if cfg.joinLimit > 0 {
 			joinLimiter = redis.NewLimiter(client, "join", joinWindow)
@@ -296,7 +298,8 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- stri
 		})
 	}
 	defer backend.Close()
-	m.WatchQueue(backend.QueueSize)
+	m.WatchQueue("default", backend.QueueSize)
+	m.WatchRooms("default", backend.ActiveRooms)
 
 	authority, err := auth.NewFromConfig(auth.Config{
 		Secret:         []byte(cfg.authSecret),

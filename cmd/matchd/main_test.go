@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -195,7 +196,7 @@ func TestRun(t *testing.T) {
 	}
 	text, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(text), "matchd_queue_size 0") || !strings.Contains(string(text), "go_goroutines") {
+	if !strings.Contains(string(text), `matchd_queue_size{pool="default"} 0`) || !strings.Contains(string(text), "go_goroutines") {
 		t.Errorf("metrics lack matchd_queue_size or the Go collector")
 	}
 	stop()
@@ -245,6 +246,21 @@ func TestRunRedis(t *testing.T) {
 	if n, _ := srv.Client(t).Exists(t.Context(), "matchd:{default}:room:"+ma["match_id"].(string)).Result(); n != 1 {
 		t.Error("the room is not in Redis")
 	}
+	resp, err := http.Get("http://" + b + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`matchd_redis_command_duration_seconds_count{command="join.lua"}`,
+		`matchd_redis_command_duration_seconds_count{command="match.lua"}`,
+		`matchd_active_rooms{pool="default"} 1`,
+	} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("metrics of the Redis instance lack %s", want)
+		}
+	}
 }
 
 // dialAs logs user in on the instance at addr and opens a socket.
@@ -263,4 +279,36 @@ func dialAs(t *testing.T, addr, user string) *websocket.Conn {
 	}
 	t.Cleanup(func() { ws.CloseNow() })
 	return ws
+}
+
+// TestMetricsPassPromtool checks the exposed metrics against Prometheus's
+// naming conventions with promtool (Debian package prometheus).
+func TestMetricsPassPromtool(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("promtool is not installed (apt-get install prometheus); CI must run this check")
+		}
+		t.Skip("promtool not installed")
+	}
+	srv := redistest.Start(t, redistest.Options{})
+	addr, _ := startRun(t, "-redis-url", srv.URL(), "-admin-token", "x")
+	// Some traffic, so that the labelled series exist.
+	alice, bob := dialAs(t, addr, "alice"), dialAs(t, addr, "bob")
+	for _, ws := range []*websocket.Conn{alice, bob} {
+		if err := ws.Write(t.Context(), websocket.MessageText, []byte(`{"type":"join_queue"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = resp.Body
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
 }
