@@ -134,6 +134,14 @@ func (s *Server) handleRoom(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, room)
 }
 
+// handleLive answers 200 while the process serves requests: the liveness
+// probe. It does not depend on the backend, so a Redis outage does not get
+// every instance restarted (and every socket dropped); /healthz, which the
+// original design and the contract define as a backend check, does.
+func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
+}
+
 // handleReady answers whether this instance should get traffic: its
 // backend answers and it is not draining. A load balancer takes a draining
 // instance out before its sockets are told to reconnect.

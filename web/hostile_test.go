@@ -234,6 +234,12 @@ func TestHealthAndMetrics(t *testing.T) {
 	if status != http.StatusServiceUnavailable || body["status"] != "unhealthy" || body["error"] == "" {
 		t.Errorf("healthz with the backend closed = %d %v, want 503 unhealthy", status, body)
 	}
+	if status, body := h.do("GET", "/readyz", "", nil); status != http.StatusServiceUnavailable {
+		t.Errorf("readyz with the backend closed = %d %v, want 503", status, body)
+	}
+	if status, body := h.do("GET", "/livez", "", nil); status != http.StatusOK || body["status"] != "alive" {
+		t.Errorf("livez with the backend closed = %d %v, want 200 alive: liveness must not depend on the backend", status, body)
+	}
 }
 
 // A socket that floods is answered rate_limited and, when it keeps going,

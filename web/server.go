@@ -146,6 +146,7 @@ func (s *Server) routes() {
 	s.adminRoutes(m)
 	m.HandleFunc("GET /healthz", s.handleHealth)
 	m.HandleFunc("GET /readyz", s.handleReady)
+	m.HandleFunc("GET /livez", s.handleLive)
 	m.HandleFunc("GET /ws", s.handleWebSocket)
 	if s.cfg.MetricsHandler != nil {
 		m.Handle("GET /metrics", s.cfg.MetricsHandler)
