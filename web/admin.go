@@ -116,15 +116,7 @@ func (s *Server) handleAdminRemove(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleAdminRoom(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("match_id")
-	if !matchd.ValidMatchID(id) {
-		s.writeError(w, r, matchd.Errorf(matchd.ENotFound, "no such match"))
-		return
+	if room, ok := s.lookupRoom(w, r); ok {
+		writeJSON(w, http.StatusOK, room)
 	}
-	room, err := s.mm.Room(r.Context(), id)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, room)
 }

@@ -117,14 +117,8 @@ func (s *Server) handleRoom(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	id := r.PathValue("match_id")
-	if !matchd.ValidMatchID(id) {
-		s.writeError(w, r, matchd.Errorf(matchd.ENotFound, "no such match"))
-		return
-	}
-	room, err := s.mm.Room(r.Context(), id)
-	if err != nil {
-		s.writeError(w, r, err)
+	room, ok := s.lookupRoom(w, r)
+	if !ok {
 		return
 	}
 	if !room.Has(claims.UserID) {
@@ -157,6 +151,22 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// lookupRoom returns the room named by the request's {match_id}, or
+// answers the error and returns false.
+func (s *Server) lookupRoom(w http.ResponseWriter, r *http.Request) (matchd.Room, bool) {
+	id := r.PathValue("match_id")
+	if !matchd.ValidMatchID(id) {
+		s.writeError(w, r, matchd.Errorf(matchd.ENotFound, "no such match"))
+		return matchd.Room{}, false
+	}
+	room, err := s.mm.Room(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return matchd.Room{}, false
+	}
+	return room, true
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
