@@ -97,10 +97,16 @@ type RoomMaker interface {
 // drawn at random from the bank.
 type QuestionRooms struct {
 	Bank  *QuestionBank
-	Clock Clock
+	Clock Clock // nil: the system clock
 }
 
 // MakeRoom implements RoomMaker.
 func (r QuestionRooms) MakeRoom(_ context.Context, a, b Ticket) (Room, error) {
-	return NewRoom(NewMatchID(), a, b, r.Bank.Random(), r.Clock.Now()), nil
+	var now time.Time
+	if r.Clock != nil {
+		now = r.Clock.Now()
+	} else {
+		now = time.Now()
+	}
+	return NewRoom(NewMatchID(), a, b, r.Bank.Random(), now), nil
 }

@@ -16,12 +16,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/matchd/matchd"
 	"github.com/matchd/matchd/auth"
 	"github.com/matchd/matchd/metrics"
 )
 
-// Config configures a Server. Matchmaker, Auth and Metrics are required.
+// Config configures a Server. Matchmaker and Auth are required.
 type Config struct {
 	Matchmaker matchd.Matchmaker
 	Auth       *auth.Authority
@@ -83,6 +85,9 @@ type Server struct {
 func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.New(prometheus.NewRegistry()) // counted, not exposed
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = matchd.SystemClock{}
