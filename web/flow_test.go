@@ -15,6 +15,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/matchd/matchd/matchdtest"
+	"github.com/matchd/matchd/web"
 )
 
 // The original design's integration test: two players join, both are
@@ -366,5 +367,23 @@ func TestDrain(t *testing.T) {
 	_, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(h.url, "http")+"/ws?token="+token, nil)
 	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("socket while draining: err %v, response %v; want 503", err, resp)
+	}
+}
+
+// TestDeadPeerIsDropped: a client that stops answering (here: stops
+// reading, so it never answers the server's pings, as a vanished laptop
+// would) is closed after the ping timeout and its ticket released, while
+// others are unaffected.
+func TestDeadPeerIsDropped(t *testing.T) {
+	h := start(t, func(c *web.Config) { c.PingInterval, c.PingTimeout = 100*time.Millisecond, 100*time.Millisecond })
+	ghost := h.player("ghost")
+	ghost.join()
+	ghost.expect("queued") // and then never reads again
+	live := h.player("live")
+	matchdtest.Eventually(t, 5*time.Second, func() bool { return h.queueSize() == 0 }, "the dead peer's ticket is still queued")
+	live.quiet() // a reading client answers pings and stays
+	live.join()
+	if q := live.expect("queued"); q["queue_size"] != 1.0 {
+		t.Errorf("live joined a queue of %v, want 1: the dead peer must not be matched", q["queue_size"])
 	}
 }

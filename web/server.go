@@ -51,6 +51,10 @@ type Config struct {
 	// MaxSockets caps the sockets one player may hold open on this
 	// instance (default 5); another is refused with 429.
 	MaxSockets int
+	// PingInterval is how often the server pings each socket; a peer that
+	// does not answer within PingTimeout is closed and its ticket released,
+	// so a dead peer is gone within their sum (default 20 s + 10 s).
+	PingInterval, PingTimeout time.Duration
 	// AdminToken enables the admin API for requests bearing it; empty
 	// turns the API off.
 	AdminToken string
@@ -100,6 +104,12 @@ func New(cfg Config) *Server {
 	}
 	if cfg.MessageBurst <= 0 {
 		cfg.MessageBurst = 20
+	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = 20 * time.Second
+	}
+	if cfg.PingTimeout <= 0 {
+		cfg.PingTimeout = 10 * time.Second
 	}
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 10 * time.Second

@@ -21,10 +21,6 @@ const (
 	maxOutbox = 64
 	// writeTimeout bounds one frame write.
 	writeTimeout = 10 * time.Second
-	// pingInterval is how often the server pings; a peer that does not
-	// answer within pingTimeout is closed, and its ticket released.
-	pingInterval = 20 * time.Second
-	pingTimeout  = 10 * time.Second
 	// strikesToClose is how many frames over the message rate a socket may
 	// send (each answered rate_limited) before it is closed with 1008;
 	// strikes are forgotten after strikeMemory without one.
@@ -404,8 +400,9 @@ func (c *conn) schedulePing() {
 	if c.closed {
 		return
 	}
-	c.pinger = time.AfterFunc(pingInterval, func() {
-		ctx, cancel := context.WithTimeout(context.Background(), pingTimeout)
+	cfg := c.h.s.cfg
+	c.pinger = time.AfterFunc(cfg.PingInterval, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.PingTimeout)
 		defer cancel()
 		if err := c.ws.Ping(ctx); err != nil {
 			c.ws.CloseNow()
