@@ -877,7 +877,7 @@ func TestExamplesStart(t *testing.T) {
 					set[m[1]] = true
 				}
 				if len(env) == 0 {
-					t.Skip("no MATCHD_ assignments")
+					return // a file that sets no MATCHD_ variable has nothing to start matchd with
 				}
 				args := override(func(flag string) bool { return set[envName(flag)] })
 				if _, err := runMatchd(bin, args, env); err != nil {
