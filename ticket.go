@@ -17,6 +17,7 @@ type Ticket struct {
 	JoinedAt time.Time
 	Rating   float64 // from the token, never from the client's message
 	Priority int     // from the token; used by the matching policy
+	Prefs    Preferences
 	// Owner names the gateway instance holding the socket that joined last.
 	// A join from another instance takes the ticket over; a closing socket
 	// drops the ticket only if its instance still owns it (see
