@@ -320,13 +320,13 @@ func (b *Backend) Waiting(ctx context.Context, limit int) ([]matchd.Ticket, erro
 	for i, id := range ids {
 		flat = append(flat, id, records[i])
 	}
+	ownerOf := make(map[string]string, len(ids))
+	for i, id := range ids {
+		ownerOf[id], _ = owners[i].(string)
+	}
 	tickets, err := parseHead(flat)
 	for i := range tickets {
-		for j, id := range ids {
-			if id == tickets[i].PlayerID {
-				tickets[i].Owner, _ = owners[j].(string)
-			}
-		}
+		tickets[i].Owner = ownerOf[tickets[i].PlayerID]
 	}
 	return tickets, err
 }
