@@ -379,9 +379,11 @@ func TestDeadPeerIsDropped(t *testing.T) {
 	ghost := h.player("ghost")
 	ghost.join()
 	ghost.expect("queued") // and then never reads again
-	live := h.player("live")
 	matchdtest.Eventually(t, 5*time.Second, func() bool { return h.queueSize() == 0 }, "the dead peer's ticket is still queued")
-	live.quiet() // a reading client answers pings and stays
+	// A client that reads answers the pings and stays. (It is created
+	// only now: a client that does not read in between is a dead peer
+	// too, at these short settings.)
+	live := h.player("live")
 	live.join()
 	if q := live.expect("queued"); q["queue_size"] != 1.0 {
 		t.Errorf("live joined a queue of %v, want 1: the dead peer must not be matched", q["queue_size"])
