@@ -375,7 +375,7 @@ func TestDrain(t *testing.T) {
 // would) is closed after the ping timeout and its ticket released, while
 // others are unaffected.
 func TestDeadPeerIsDropped(t *testing.T) {
-	h := start(t, func(c *web.Config) { c.PingInterval, c.PingTimeout = 100*time.Millisecond, 100*time.Millisecond })
+	h := start(t, func(c *web.Config) { c.PingInterval, c.PingTimeout = 100*time.Millisecond, 300*time.Millisecond })
 	ghost := h.player("ghost")
 	ghost.join()
 	ghost.expect("queued") // and then never reads again
