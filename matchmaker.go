@@ -40,6 +40,11 @@ type Matchmaker interface {
 	// Assignment returns the room the player is matched into, or nil.
 	Assignment(ctx context.Context, player string) (*Room, error)
 
+	// Assignments is Assignment for many players at once (a resync after
+	// a reconnect re-reads every connected player's): rooms[i] is the
+	// room of players[i], or nil.
+	Assignments(ctx context.Context, players []string) ([]*Room, error)
+
 	// Subscribe returns the stream of match events (the original
 	// listen_for_match). The channel is closed when ctx ends or when the
 	// subscriber falls behind or loses its connection; events sent in

@@ -142,6 +142,13 @@ func testSecondJoinMatches(t *testing.T, mm matchd.Matchmaker, _ *FlakyRooms) {
 			t.Errorf("Assignment(%s) = %v, want match %s", p, got, res.Room.MatchID)
 		}
 	}
+	many, err := mm.Assignments(ctxFor(t), []string{"bob", "nobody", "alice"})
+	if err != nil {
+		t.Fatalf("Assignments: %v", err)
+	}
+	if len(many) != 3 || many[0] == nil || many[0].MatchID != res.Room.MatchID || many[1] != nil || many[2] == nil || many[2].MatchID != res.Room.MatchID {
+		t.Errorf("Assignments(bob, nobody, alice) = %v, want the match, nil, the match", many)
+	}
 	room, err := mm.Room(ctxFor(t), res.Room.MatchID)
 	if err != nil {
 		t.Fatalf("Room: %v", err)

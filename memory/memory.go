@@ -185,6 +185,17 @@ func (b *Backend) ActiveRooms(context.Context) (int, error) {
 	return len(b.expiry), nil
 }
 
+// Assignments implements matchd.Matchmaker.
+func (b *Backend) Assignments(_ context.Context, players []string) ([]*matchd.Room, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	rooms := make([]*matchd.Room, len(players))
+	for i, p := range players {
+		rooms[i] = b.assignmentLocked(p)
+	}
+	return rooms, nil
+}
+
 // Waiting implements matchd.Inspector.
 func (b *Backend) Waiting(_ context.Context, limit int) ([]matchd.Ticket, error) {
 	b.mu.Lock()

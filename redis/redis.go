@@ -337,6 +337,38 @@ func (b *Backend) ActiveRooms(ctx context.Context) (int, error) {
 	return int(n), unavailable(err)
 }
 
+// assignmentsChunk bounds one MGET, so a resync of many thousands of
+// players does not block Redis for long.
+const assignmentsChunk = 500
+
+// Assignments implements matchd.Matchmaker. All assignment keys of a pool
+// share its hash tag, so one MGET reads a whole chunk, on a cluster too.
+func (b *Backend) Assignments(ctx context.Context, players []string) ([]*matchd.Room, error) {
+	rooms := make([]*matchd.Room, len(players))
+	for start := 0; start < len(players); start += assignmentsChunk {
+		chunk := players[start:min(start+assignmentsChunk, len(players))]
+		keys := make([]string, len(chunk))
+		for i, p := range chunk {
+			keys[i] = b.k.assign(p)
+		}
+		values, err := b.c.MGet(ctx, keys...).Result()
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		for i, v := range values {
+			if v == nil {
+				continue
+			}
+			room, err := decodeRoom(v)
+			if err != nil {
+				return nil, err
+			}
+			rooms[start+i] = room
+		}
+	}
+	return rooms, nil
+}
+
 // Ping implements matchd.Matchmaker.
 func (b *Backend) Ping(ctx context.Context) error {
 	return unavailable(b.c.Ping(ctx).Err())

@@ -202,14 +202,32 @@ func (h *hub) resync(ctx context.Context) {
 		entries[p] = e
 	}
 	h.mu.Unlock()
-	for p, e := range entries {
-		room, err := h.s.mm.Assignment(ctx, p)
-		if err != nil {
-			h.s.log.Warn("resync: reading assignment failed", "player", p, "err", err)
-			continue
+	players := make([]string, 0, len(entries))
+	for p := range entries {
+		players = append(players, p)
+	}
+	// The subscription is up, so the store answers; a failure here is
+	// brief. Retry a few times: once events flow, nothing else re-reads.
+	var rooms []*matchd.Room
+	var err error
+	for wait := 50 * time.Millisecond; ; wait *= 2 {
+		if rooms, err = h.s.mm.Assignments(ctx, players); err == nil {
+			break
 		}
+		if wait > 2*time.Second {
+			h.s.log.Error("resync: reading assignments failed; matches made meanwhile reach their players when they reconnect", "players", len(players), "err", err)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+	for i, p := range players {
+		room := rooms[i]
 		if room == nil {
-			room = h.rejoin(ctx, p, e)
+			room = h.rejoin(ctx, p, entries[p])
 		}
 		if room != nil {
 			h.deliver(room)
