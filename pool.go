@@ -1,0 +1,292 @@
+package matchd
+
+import (
+	"container/heap"
+	"math"
+	"time"
+)
+
+// Pool is the waiting tickets of one matching pool, indexed for a Policy so
+// that finding a partner costs about the same with a million waiting
+// tickets as with a thousand: tickets are bucketed by the values of the
+// policy's must-equal fields, and within a bucket kept in rating bands,
+// each a list in queue order. A partner is searched only in the buckets
+// whose values can fit and the bands within the widest rating tolerance,
+// and at most candidatesPerBand tickets of each band are checked.
+//
+// Pool is a plain data structure: no locking, no I/O. It is the engine of
+// the policy for the embedded backend (not wired in yet).
+type Pool struct {
+	// PerBand bounds the tickets checked in one band in a search (the
+	// oldest first); default candidatesPerBand.
+	PerBand int
+
+	policy  Policy
+	byID    map[string]*poolEntry
+	buckets map[bucketKey]*poolBucket
+	wake    wakeHeap // when tickets' rules widen
+}
+
+// bandWidth is the rating span of one band.
+const bandWidth = 50
+
+// candidatesPerBand bounds the tickets checked in one band: a band's
+// oldest tickets that do not fit (topics, region, recent partners) are
+// skipped at most this many times per search.
+const candidatesPerBand = 8
+
+type bucketKey struct {
+	difficulty string
+	duration   int
+	language   string
+}
+
+type poolBucket struct {
+	key   bucketKey
+	bands map[int]*band
+}
+
+// band is a doubly linked list of tickets in queue (Seq) order. prioritized
+// counts its tickets with a priority above 0: while there are none, the
+// first ticket of a band that fits is the band's best, and a search stops
+// there.
+type band struct {
+	head, tail  *poolEntry
+	prioritized int
+}
+
+type poolEntry struct {
+	t          Ticket
+	bucket     *poolBucket
+	band       int
+	prev, next *poolEntry
+}
+
+// NewPool returns an empty pool for policy.
+func NewPool(policy Policy) *Pool {
+	return &Pool{PerBand: candidatesPerBand, policy: policy, byID: make(map[string]*poolEntry), buckets: make(map[bucketKey]*poolBucket)}
+}
+
+// Len returns the number of waiting tickets.
+func (p *Pool) Len() int { return len(p.byID) }
+
+// Get returns the ticket of player, if any.
+func (p *Pool) Get(player string) (Ticket, bool) {
+	e, ok := p.byID[player]
+	if !ok {
+		return Ticket{}, false
+	}
+	return e.t, true
+}
+
+func (p *Pool) keyOf(t *Ticket) bucketKey {
+	var k bucketKey
+	for _, f := range p.policy.MustEqual {
+		switch f {
+		case "difficulty":
+			k.difficulty = t.Prefs.Difficulty
+		case "duration":
+			k.duration = t.Prefs.Duration
+		case "language":
+			k.language = t.Prefs.Language
+		}
+	}
+	return k
+}
+
+func bandOf(rating float64) int { return int(math.Floor(rating / bandWidth)) }
+
+// bandDistance is the distance from rating to the nearest rating of band i.
+func bandDistance(rating float64, i int) float64 {
+	lo, hi := float64(i)*bandWidth, float64(i+1)*bandWidth
+	switch {
+	case rating < lo:
+		return lo - rating
+	case rating >= hi:
+		return rating - hi
+	default:
+		return 0
+	}
+}
+
+// Add inserts t (keeping an existing ticket of the player: Add reports
+// false) and schedules its next widening after now.
+func (p *Pool) Add(t Ticket, now time.Time) bool {
+	if _, ok := p.byID[t.PlayerID]; ok {
+		return false
+	}
+	k := p.keyOf(&t)
+	b := p.buckets[k]
+	if b == nil {
+		b = &poolBucket{key: k, bands: make(map[int]*band)}
+		p.buckets[k] = b
+	}
+	e := &poolEntry{t: t, bucket: b, band: bandOf(t.Rating)}
+	l := b.bands[e.band]
+	if l == nil {
+		l = &band{}
+		b.bands[e.band] = l
+	}
+	// Insert in Seq order: at the tail unless an old ticket returns.
+	at := l.tail
+	for at != nil && at.t.Seq > t.Seq {
+		at = at.prev
+	}
+	e.prev = at
+	if at == nil {
+		e.next, l.head = l.head, e
+	} else {
+		e.next, at.next = at.next, e
+	}
+	if e.next == nil {
+		l.tail = e
+	} else {
+		e.next.prev = e
+	}
+	if t.Priority > 0 {
+		l.prioritized++
+	}
+	p.byID[t.PlayerID] = e
+	if w := p.policy.Widens(&t, now); !w.IsZero() {
+		heap.Push(&p.wake, wakeItem{at: w, player: t.PlayerID, seq: t.Seq})
+	}
+	return true
+}
+
+// Remove deletes player's ticket and reports whether there was one.
+func (p *Pool) Remove(player string) bool {
+	e, ok := p.byID[player]
+	if !ok {
+		return false
+	}
+	delete(p.byID, player)
+	l := e.bucket.bands[e.band]
+	if e.t.Priority > 0 {
+		l.prioritized--
+	}
+	if e.prev == nil {
+		l.head = e.next
+	} else {
+		e.prev.next = e.next
+	}
+	if e.next == nil {
+		l.tail = e.prev
+	} else {
+		e.next.prev = e.prev
+	}
+	if l.head == nil {
+		delete(e.bucket.bands, e.band)
+		if len(e.bucket.bands) == 0 {
+			delete(p.buckets, e.bucket.key)
+		}
+	}
+	return true
+}
+
+// Recent reports whether two players were matched with each other within
+// the policy's no-rematch window.
+type Recent func(a, b string) bool
+
+// Partner returns the best waiting partner for t at now: among the tickets
+// that fit it, the one of highest priority, then the oldest. t itself may
+// be in the pool. ok is false when nobody fits.
+func (p *Pool) Partner(t *Ticket, now time.Time, recent Recent) (Ticket, bool) {
+	var best *Ticket
+	tol := p.policy.Rating.Max
+	lo, hi := math.MinInt, math.MaxInt
+	if !math.IsInf(tol, 1) {
+		lo, hi = bandOf(t.Rating-tol), bandOf(t.Rating+tol)
+	}
+	want := p.keyOf(t)
+	for _, b := range p.buckets {
+		if !keysFit(want, b.key) {
+			continue
+		}
+		visit := func(i int, l *band) {
+			// The band's oldest ticket has its widest tolerance (the
+			// longer wait counts): if even that cannot reach the band's
+			// nearest rating, no ticket of the band can fit.
+			if reach := p.policy.Rating.At(max(t.Waited(now), l.head.t.Waited(now))); bandDistance(t.Rating, i) > reach {
+				return
+			}
+			checked := 0
+			for e := l.head; e != nil && checked < p.PerBand; e = e.next {
+				if e.t.PlayerID == t.PlayerID {
+					continue
+				}
+				checked++
+				c := &e.t
+				if !p.policy.Fits(t, c, now, recent != nil && p.policy.NoRematch > 0 && recent(t.PlayerID, c.PlayerID)) {
+					continue
+				}
+				if best == nil || c.Priority > best.Priority || c.Priority == best.Priority && c.Seq < best.Seq {
+					best = c
+				}
+				if l.prioritized == 0 {
+					break // the rest of the band is younger and of the same priority
+				}
+			}
+		}
+		if lo == math.MinInt || hi-lo+1 > len(b.bands) {
+			for i, l := range b.bands {
+				visit(i, l)
+			}
+		} else {
+			for i := lo; i <= hi; i++ {
+				if l := b.bands[i]; l != nil {
+					visit(i, l)
+				}
+			}
+		}
+	}
+	if best == nil {
+		return Ticket{}, false
+	}
+	return *best, true
+}
+
+// keysFit reports whether tickets of two buckets can fit: each must-equal
+// field is equal or unstated on one side.
+func keysFit(a, b bucketKey) bool {
+	return (a.difficulty == "" || b.difficulty == "" || a.difficulty == b.difficulty) &&
+		(a.duration == 0 || b.duration == 0 || a.duration == b.duration) &&
+		(a.language == "" || b.language == "" || a.language == b.language)
+}
+
+// Due returns the players whose rules have widened by now (each once per
+// widening), oldest ticket first, and schedules their next widening. A
+// sweep searches a partner for each of them.
+func (p *Pool) Due(now time.Time) []Ticket {
+	var due []Ticket
+	for len(p.wake) > 0 && !p.wake[0].at.After(now) {
+		w := heap.Pop(&p.wake).(wakeItem)
+		e, ok := p.byID[w.player]
+		if !ok || e.t.Seq != w.seq {
+			continue // left or re-joined since
+		}
+		due = append(due, e.t)
+		if next := p.policy.Widens(&e.t, now); !next.IsZero() {
+			heap.Push(&p.wake, wakeItem{at: next, player: w.player, seq: w.seq})
+		}
+	}
+	return due
+}
+
+type wakeItem struct {
+	at     time.Time
+	player string
+	seq    uint64
+}
+
+type wakeHeap []wakeItem
+
+func (h wakeHeap) Len() int           { return len(h) }
+func (h wakeHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h wakeHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *wakeHeap) Push(x any)        { *h = append(*h, x.(wakeItem)) }
+func (h *wakeHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
