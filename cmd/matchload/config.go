@@ -23,6 +23,7 @@ type config struct {
 	urls        []string      // matchd base URLs, http(s)://host[:port], no trailing slash
 	secret      string        // HS256 secret to mint tokens with; empty = dev login
 	players     int           // -players: a fixed number of players (players mode)
+	idle        int           // -idle: sockets to open and hold without joining (idle mode)
 	rate        float64       // -rate: arrivals per second (rate mode)
 	duration    time.Duration // rate mode: the arrival window; players mode: hard cap (0 = derived)
 	ramp        time.Duration // players mode: spread the arrivals over this long
@@ -44,6 +45,9 @@ type config struct {
 
 // total is the number of players the run will start.
 func (c config) total() int {
+	if c.idle > 0 {
+		return c.idle
+	}
 	if c.players > 0 {
 		return c.players
 	}
@@ -80,6 +84,9 @@ func (c config) limit() time.Duration {
 
 // mode names the load shape for the report.
 func (c config) mode() string {
+	if c.idle > 0 {
+		return "idle"
+	}
 	if c.players > 0 {
 		return "players"
 	}
@@ -122,8 +129,9 @@ func parseConfig(args []string, out io.Writer) (config, error) {
 	fs.Var(&urls, "url", "matchd base URL (repeatable or comma-separated; players are spread round-robin); default http://127.0.0.1:8080")
 	fs.StringVar(&cfg.secret, "secret", "", "matchd's -auth-secret: mint HS256 tokens locally instead of calling POST /api/dev/login for each player")
 	fs.IntVar(&cfg.players, "players", 0, "players mode: start this many players at once (or over -ramp)")
+	fs.IntVar(&cfg.idle, "idle", 0, "idle mode: open this many authenticated sockets (one player each), never join, and hold them until -duration passes (0 = until Ctrl-C or SIGTERM); for measuring memory per idle connection")
 	fs.Float64Var(&cfg.rate, "rate", 0, "rate mode: player arrivals per second, on schedule whatever the latency (needs -duration)")
-	fs.DurationVar(&cfg.duration, "duration", 0, "rate mode: how long arrivals go on (the run ends by -duration + -drain); players mode: hard cap on the run")
+	fs.DurationVar(&cfg.duration, "duration", 0, "rate mode: how long arrivals go on (the run ends by -duration + -drain); players mode: hard cap on the run; idle mode: how long to hold the sockets once open (0 = until Ctrl-C or SIGTERM)")
 	fs.DurationVar(&cfg.ramp, "ramp", 0, "players mode: spread the arrivals evenly over this long (0 = all at once)")
 	fs.DurationVar(&cfg.drain, "drain", 5*time.Second, "rate mode: after the last arrival, how long players still waiting may finish")
 	fs.IntVar(&cfg.preconnect, "preconnect", 0, "log in and open the sockets of the first K players before the measured phase; they join on schedule")
@@ -140,7 +148,7 @@ func parseConfig(args []string, out io.Writer) (config, error) {
 	fs.StringVar(&cfg.idPrefix, "id-prefix", "ml", "player id prefix; ids are <prefix>-<run nonce>-<n>")
 	fs.BoolVar(&cfg.progress, "progress", true, "print a progress line to stderr every second")
 	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: matchload [flags]\n\nSimulates players over WebSocket against matchd, checks the matchmaking\ninvariants as it goes and reports time-to-match percentiles and throughput.\nExit status: 0 ok, 1 an invariant was violated or no socket could be opened, 2 bad flags.\n\nFlags:\n")
+		fmt.Fprintf(out, "Usage: matchload [flags]\n\nSimulates players over WebSocket against matchd, checks the matchmaking\ninvariants as it goes and reports time-to-match percentiles and throughput.\nWith -idle N it opens N sockets and holds them without joining instead.\nExit status: 0 ok, 1 an invariant was violated or no socket could be opened\n(with -idle: not every socket opened), 2 bad flags.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -165,6 +173,9 @@ func parseConfig(args []string, out io.Writer) (config, error) {
 
 // check rejects settings that contradict each other or cannot work.
 func (c config) check() error {
+	if c.idle != 0 {
+		return c.checkIdle()
+	}
 	switch {
 	case c.players < 0:
 		return errors.New("-players must not be negative")
@@ -173,7 +184,7 @@ func (c config) check() error {
 	case c.players > 0 && c.rate > 0:
 		return errors.New("give either -players or -rate, not both")
 	case c.players == 0 && c.rate == 0:
-		return errors.New("give -players N or -rate R with -duration D")
+		return errors.New("give -players N, -rate R with -duration D, or -idle N")
 	case c.rate > 0 && c.duration <= 0:
 		return errors.New("-rate needs a positive -duration")
 	case c.duration < 0 || c.ramp < 0 || c.drain < 0 || c.leaveWithin < 0:
@@ -207,3 +218,24 @@ func (c config) check() error {
 
 // share reports whether v is a share between 0 and 1.
 func share(v float64) bool { return v >= 0 && v <= 1 }
+
+// checkIdle checks the settings of idle mode, which opens sockets and
+// holds them: nobody joins, so the load settings do not apply.
+func (c config) checkIdle() error {
+	switch {
+	case c.idle < 0:
+		return errors.New("-idle must not be negative")
+	case c.players > 0 || c.rate > 0:
+		return errors.New("-idle holds sockets without joining: give it without -players or -rate")
+	case c.idle > maxPlayers:
+		return fmt.Errorf("-idle %d: at most %d sockets", c.idle, maxPlayers)
+	case c.duration < 0:
+		return errors.New("durations must not be negative")
+	case c.preconnect != 0 || c.leaveShare != 0 || c.dropShare != 0 || c.prefs != nil || c.chart != "":
+		return errors.New("-idle does not take -preconnect, -leave-share, -drop-share, -prefs or -chart")
+	}
+	if id := playerID(c.idPrefix, strings.Repeat("n", nonceLen), c.total()); !matchd.ValidPlayerID(id) {
+		return fmt.Errorf("-id-prefix %q: ids such as %q are not valid player ids (1-64 of A-Z a-z 0-9 _ . -)", c.idPrefix, id)
+	}
+	return nil
+}

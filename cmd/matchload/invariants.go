@@ -264,6 +264,20 @@ func connectedFor(sockets []span, t, end time.Time) time.Duration {
 	return best
 }
 
+// pairs returns the two sides of every match that two of this run's
+// players saw, with when each received match_found.
+func (c *checker) pairs() [][2]side {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out [][2]side
+	for _, m := range c.matches {
+		if len(m.sides) == 2 && !m.outside {
+			out = append(out, [2]side{m.sides[0], m.sides[1]})
+		}
+	}
+	return out
+}
+
 // stats returns the number of violations so far and of distinct matches
 // and outsider matches seen.
 func (c *checker) stats() (violations, matches, outsiders int) {

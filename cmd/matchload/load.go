@@ -180,7 +180,11 @@ type result struct {
 // run runs the load described by cfg and returns what it found; see
 // runner.run.
 func run(ctx context.Context, cfg config, progress io.Writer, tty bool) *result {
-	return newRunner(cfg).run(ctx, progress, tty)
+	r := newRunner(cfg)
+	if cfg.idle > 0 {
+		return r.idleRun(ctx, progress, tty)
+	}
+	return r.run(ctx, progress, tty)
 }
 
 // newRunner prepares a run of cfg.
@@ -454,6 +458,7 @@ func (r *runner) progressLine() string {
 func (r *runner) result(end time.Time) *result {
 	violations, count := r.check.finish(end)
 	_, matches, outsiders := r.check.stats()
+	notify := r.notificationTimes()
 	r.c.mu.Lock()
 	defer r.c.mu.Unlock()
 	samples := slices.Clone(r.c.samples)
@@ -476,6 +481,7 @@ func (r *runner) result(end time.Time) *result {
 		Matches:         matches,
 		OutsidePartners: outsiders,
 		TimeToMatch:     summarise(samples),
+		Notification:    summarise(notify),
 		Errors:          maps(r.c.errors),
 		ErrorExamples:   maps(r.c.examples),
 		Connections: Connections{
@@ -510,6 +516,39 @@ func (r *runner) result(end time.Time) *result {
 	return &result{report: rep, players: r.players, samples: samples, queue: slices.Clone(r.c.queue)}
 }
 
+// notificationTimes returns, for every match both of whose players are
+// this run's and saw it, the time from the later of their first
+// join_queue frames to the later of their match_found frames: the time the
+// server takes once the pair exists, without the first player's wait for
+// a partner. Call it once every player has stopped.
+func (r *runner) notificationTimes() []time.Duration {
+	joined := make(map[string]time.Time, len(r.players))
+	for _, p := range r.players {
+		p.mu.Lock()
+		if !p.joinedAt.IsZero() {
+			joined[p.id] = p.joinedAt
+		}
+		p.mu.Unlock()
+	}
+	var out []time.Duration
+	for _, pr := range r.check.pairs() {
+		ja, oka := joined[pr[0].player]
+		jb, okb := joined[pr[1].player]
+		if !oka || !okb {
+			continue
+		}
+		lastJoin, lastFound := ja, pr[0].at
+		if jb.After(lastJoin) {
+			lastJoin = jb
+		}
+		if pr[1].at.After(lastFound) {
+			lastFound = pr[1].at
+		}
+		out = append(out, max(lastFound.Sub(lastJoin), 0))
+	}
+	return out
+}
+
 // maps copies m, never returning nil (JSON shows {} rather than null).
 func maps[V any](m map[string]V) map[string]V {
 	out := make(map[string]V, len(m))
@@ -524,6 +563,9 @@ func maps[V any](m map[string]V) map[string]V {
 func execute(ctx context.Context, cfg config, stdout, stderr io.Writer, tty bool) int {
 	res := run(ctx, cfg, stderr, tty)
 	rep := &res.report
+	if rep.Idle != nil {
+		return executeIdle(cfg, rep, stdout, stderr)
+	}
 	text := stdout
 	if cfg.jsonOut {
 		if err := rep.writeJSON(stdout); err != nil {
@@ -551,4 +593,23 @@ func execute(ctx context.Context, cfg config, stdout, stderr io.Writer, tty bool
 		status = 1
 	}
 	return status
+}
+
+// executeIdle writes the report of an idle run and returns the exit
+// status: 1 unless every socket opened.
+func executeIdle(cfg config, rep *Report, stdout, stderr io.Writer) int {
+	text := stdout
+	if cfg.jsonOut {
+		if err := rep.writeJSON(stdout); err != nil {
+			fmt.Fprintln(stderr, "matchload:", err)
+			return 1
+		}
+		text = stderr
+	}
+	rep.writeText(text)
+	if rep.Idle.Opened < rep.Idle.Sockets {
+		fmt.Fprintf(stderr, "matchload: only %d of %d sockets opened\n", rep.Idle.Opened, rep.Idle.Sockets)
+		return 1
+	}
+	return 0
 }

@@ -93,6 +93,12 @@ func TestRunPlayers(t *testing.T) {
 	if tp := j["throughput_matches_per_s"].(float64); tp <= 0 {
 		t.Errorf("throughput = %v, want > 0", tp)
 	}
+	// Notification: one per pair both of whose players saw the match,
+	// never longer than the longer time-to-match of the two.
+	n := rep.Notification
+	if n.Count == 0 || n.Count > rep.Matches || n.Max > rep.TimeToMatch.Max || n.P50 > n.P99 {
+		t.Errorf("notification_ms = %+v with %d matches and time_to_match %+v", n, rep.Matches, rep.TimeToMatch)
+	}
 }
 
 // TestRunRateTwoServers runs the open-loop arrival schedule with minted

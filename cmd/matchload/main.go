@@ -3,11 +3,14 @@
 // joins them to the queue at a fixed rate or all at once, makes some leave
 // or drop, checks the matchmaking invariants on every frame, and reports
 // time-to-match percentiles, throughput, errors and connections as text
-// or JSON, with an optional SVG or PNG chart. `matchload -h` lists the
-// flags.
+// or JSON, with an optional SVG or PNG chart. With -idle N it instead
+// opens N authenticated sockets and holds them without joining, for
+// measuring the server's memory per idle connection. `matchload -h` lists
+// the flags.
 //
 // Exit status: 0 when the run held every invariant, 1 when one was
-// violated (or no socket could be opened), 2 for bad flags. Ctrl-C stops
+// violated (or no socket could be opened; with -idle, unless every socket
+// opened), 2 for bad flags. Ctrl-C stops
 // the run and prints the report so far; a second Ctrl-C kills it.
 package main
 

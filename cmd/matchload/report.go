@@ -27,6 +27,12 @@ type Report struct {
 	// run's players (someone else was using the server).
 	OutsidePartners int     `json:"outside_partners"`
 	TimeToMatch     Latency `json:"time_to_match_ms"`
+	// Notification is, per match between two of this run's players, the
+	// time from the later of the two join_queue frames sent to the later
+	// of the two match_found frames received: what the server takes once
+	// the pair exists. TimeToMatch also counts the first player's wait
+	// for a partner to arrive; this does not. Count is pairs.
+	Notification Latency `json:"notification_ms"`
 	// Throughput is Matches over the measured window: from the first
 	// join_queue sent to the last match_found received.
 	Throughput    float64           `json:"throughput_matches_per_s"`
@@ -44,6 +50,8 @@ type Report struct {
 	// with players still unfinished.
 	Interrupted bool `json:"interrupted"`
 	Capped      bool `json:"capped"`
+	// Idle is the result of idle mode (-idle); nil otherwise.
+	Idle *IdleSummary `json:"idle,omitempty"`
 }
 
 // Outcomes counts players by how their run ended.
@@ -126,6 +134,9 @@ func (r *Report) writeJSON(w io.Writer) error {
 // writeText writes r for people.
 func (r *Report) writeText(w io.Writer) error {
 	var b strings.Builder
+	if r.Idle != nil {
+		return r.writeIdleText(w)
+	}
 	shape := fmt.Sprintf("%d players", r.PlannedPlayers)
 	if r.Mode == "rate" {
 		shape = fmt.Sprintf("%g arrivals/s for %gs (%d players)", r.Rate, r.DurationS, r.PlannedPlayers)
@@ -146,6 +157,8 @@ func (r *Report) writeText(w io.Writer) error {
 		p.Started, p.Joined, p.Matched, p.Left, p.Dropped, p.TimedOut, p.Failed, p.Unfinished)
 	l := r.TimeToMatch
 	fmt.Fprintf(&b, "time-to-match (%d samples): p50 %.3f ms, p90 %.3f ms, p99 %.3f ms, max %.3f ms, mean %.3f ms\n", l.Count, l.P50, l.P90, l.P99, l.Max, l.Mean)
+	n := r.Notification
+	fmt.Fprintf(&b, "notification (%d pairs, later join_queue to later match_found): p50 %.3f ms, p90 %.3f ms, p99 %.3f ms, max %.3f ms, mean %.3f ms\n", n.Count, n.P50, n.P90, n.P99, n.Max, n.Mean)
 	fmt.Fprintf(&b, "throughput:   %d matches in %.3fs = %.1f matches/s", r.Matches, r.WindowS, r.Throughput)
 	if r.OutsidePartners > 0 {
 		fmt.Fprintf(&b, " (%d with partners from outside this run)", r.OutsidePartners)
@@ -154,24 +167,7 @@ func (r *Report) writeText(w io.Writer) error {
 	c := r.Connections
 	fmt.Fprintf(&b, "connections:  opened %d, failed %d, peak concurrent %d, reconnects %d\n", c.Opened, c.Failed, c.Peak, c.Reconnects)
 	fmt.Fprintf(&b, "queue:        max %d waiting (%d samples of the first URL, %d failed)\n", r.Queue.Max, r.Queue.Samples, r.Queue.Failed)
-	if len(r.Errors) == 0 {
-		b.WriteString("errors:       none\n")
-	} else {
-		codes := make([]string, 0, len(r.Errors))
-		for code := range r.Errors {
-			codes = append(codes, code)
-		}
-		slices.Sort(codes)
-		b.WriteString("errors:      ")
-		for _, code := range codes {
-			fmt.Fprintf(&b, " %s %d", code, r.Errors[code])
-			if ex := r.ErrorExamples[code]; ex != "" {
-				fmt.Fprintf(&b, " (e.g. %s)", ex)
-			}
-			b.WriteString(";")
-		}
-		b.WriteString("\n")
-	}
+	r.writeErrors(&b)
 	if r.ViolationCount == 0 {
 		b.WriteString("invariants:   ok (nobody matched twice, with themselves or after leaving; every match symmetric)\n")
 	} else {
@@ -186,4 +182,44 @@ func (r *Report) writeText(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeIdleText writes the report of an idle run.
+func (r *Report) writeIdleText(w io.Writer) error {
+	var b strings.Builder
+	i := r.Idle
+	tokens := "tokens from dev login"
+	if r.TokenSource == "minted" {
+		tokens = "tokens minted with -secret"
+	}
+	fmt.Fprintf(&b, "matchload: idle, %d sockets (one player each) against %s, %s\n", i.Sockets, strings.Join(r.URLs, ", "), tokens)
+	if r.Interrupted {
+		b.WriteString("interrupted: figures so far\n")
+	}
+	fmt.Fprintf(&b, "sockets:      opened %d in %.3fs, failed %d, held %.3fs, lost while held %d, open at the end %d\n", i.Opened, i.OpenS, i.Failed, i.HeldS, i.Lost, i.OpenAtEnd)
+	r.writeErrors(&b)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// writeErrors writes the errors line.
+func (r *Report) writeErrors(b *strings.Builder) {
+	if len(r.Errors) == 0 {
+		b.WriteString("errors:       none\n")
+		return
+	}
+	codes := make([]string, 0, len(r.Errors))
+	for code := range r.Errors {
+		codes = append(codes, code)
+	}
+	slices.Sort(codes)
+	b.WriteString("errors:      ")
+	for _, code := range codes {
+		fmt.Fprintf(b, " %s %d", code, r.Errors[code])
+		if ex := r.ErrorExamples[code]; ex != "" {
+			fmt.Fprintf(b, " (e.g. %s)", ex)
+		}
+		b.WriteString(";")
+	}
+	b.WriteString("\n")
 }
