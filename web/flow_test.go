@@ -375,7 +375,7 @@ func TestDrain(t *testing.T) {
 // would) is closed after the ping timeout and its ticket released, while
 // others are unaffected.
 func TestDeadPeerIsDropped(t *testing.T) {
-	h := start(t, func(c *web.Config) { c.PingInterval, c.PingTimeout = 100*time.Millisecond, 300*time.Millisecond })
+	h := start(t, withoutMessageLimit, func(c *web.Config) { c.PingInterval, c.PingTimeout = 100*time.Millisecond, 300*time.Millisecond })
 	ghost := h.player("ghost")
 	ghost.join()
 	ghost.expect("queued") // and then never reads again
@@ -387,5 +387,13 @@ func TestDeadPeerIsDropped(t *testing.T) {
 	live.join()
 	if q := live.expect("queued"); q["queue_size"] != 1.0 {
 		t.Errorf("live joined a queue of %v, want 1: the dead peer must not be matched", q["queue_size"])
+	}
+	// Over many ping intervals a client that keeps reading stays, and its
+	// ticket with it: pings go on after the first, and pongs count.
+	for start := time.Now(); time.Since(start) < time.Second; {
+		live.quiet()
+	}
+	if n := h.queueSize(); n != 1 {
+		t.Errorf("queue size = %d after 10 ping intervals, want 1: a live client was dropped", n)
 	}
 }

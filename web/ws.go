@@ -392,8 +392,8 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// schedulePing arranges the next keepalive ping. The ping runs on a timer
-// goroutine that exists only while it waits for the pong.
+// schedulePing starts the keepalive pings. Each ping runs on the timer's
+// goroutine, which exists only while it waits for the pong.
 func (c *conn) schedulePing() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -401,15 +401,27 @@ func (c *conn) schedulePing() {
 		return
 	}
 	cfg := c.h.s.cfg
-	c.pinger = time.AfterFunc(cfg.PingInterval, func() {
-		ctx, cancel := context.WithTimeout(context.Background(), cfg.PingTimeout)
-		defer cancel()
-		if err := c.ws.Ping(ctx); err != nil {
-			c.ws.CloseNow()
-			return
-		}
-		c.schedulePing()
-	})
+	// One timer per socket, re-armed after each pong: an idle socket then
+	// makes no garbage of its own between pings.
+	c.pinger = time.AfterFunc(cfg.PingInterval, c.ping)
+}
+
+// ping runs on the timer: it pings the peer, closes the socket when no
+// pong comes within PingTimeout, and otherwise re-arms the timer.
+func (c *conn) ping() {
+	cfg := c.h.s.cfg
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.PingTimeout)
+	err := c.ws.Ping(ctx)
+	cancel()
+	if err != nil {
+		c.ws.CloseNow()
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed {
+		c.pinger.Reset(cfg.PingInterval)
+	}
 }
 
 func (c *conn) stopPing() {
