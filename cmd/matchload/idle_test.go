@@ -59,7 +59,10 @@ func TestIdleHoldsSockets(t *testing.T) {
 	}
 
 	var out, text bytes.Buffer
-	if status := executeIdle(cfg, rep, &out, &text); status != 0 {
+	if !writeReport(cfg, rep, &out, &text) {
+		t.Error("writeReport failed")
+	}
+	if status := idleStatus(rep, &text); status != 0 {
 		t.Errorf("status %d, want 0", status)
 	}
 	if !strings.Contains(out.String(), "opened 30 in") {
@@ -67,7 +70,7 @@ func TestIdleHoldsSockets(t *testing.T) {
 	}
 	cfg.jsonOut = true
 	out.Reset()
-	executeIdle(cfg, rep, &out, &text)
+	writeReport(cfg, rep, &out, &text)
 	var decoded struct {
 		Mode string       `json:"mode"`
 		Idle *IdleSummary `json:"idle"`
@@ -95,7 +98,7 @@ func TestIdleUntilInterruptedCountsLosses(t *testing.T) {
 	if i.Opened != 10 || i.Lost != 10 || !res.report.Interrupted {
 		t.Errorf("idle summary %+v, interrupted %v; want 10 opened and lost, interrupted", i, res.report.Interrupted)
 	}
-	if status := executeIdle(cfg, &res.report, io.Discard, io.Discard); status != 0 {
+	if status := idleStatus(&res.report, io.Discard); status != 0 {
 		t.Errorf("status %d, want 0: every socket opened", status)
 	}
 }

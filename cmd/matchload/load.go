@@ -563,18 +563,12 @@ func maps[V any](m map[string]V) map[string]V {
 func execute(ctx context.Context, cfg config, stdout, stderr io.Writer, tty bool) int {
 	res := run(ctx, cfg, stderr, tty)
 	rep := &res.report
+	if !writeReport(cfg, rep, stdout, stderr) {
+		return 1
+	}
 	if rep.Idle != nil {
-		return executeIdle(cfg, rep, stdout, stderr)
+		return idleStatus(rep, stderr)
 	}
-	text := stdout
-	if cfg.jsonOut {
-		if err := rep.writeJSON(stdout); err != nil {
-			fmt.Fprintln(stderr, "matchload:", err)
-			return 1
-		}
-		text = stderr
-	}
-	rep.writeText(text)
 	status := 0
 	if cfg.chart != "" {
 		if err := writeChart(cfg.chart, res.samples, res.queue, chartTitle(rep)); err != nil {
@@ -595,21 +589,28 @@ func execute(ctx context.Context, cfg config, stdout, stderr io.Writer, tty bool
 	return status
 }
 
-// executeIdle writes the report of an idle run and returns the exit
-// status: 1 unless every socket opened.
-func executeIdle(cfg config, rep *Report, stdout, stderr io.Writer) int {
-	text := stdout
-	if cfg.jsonOut {
-		if err := rep.writeJSON(stdout); err != nil {
-			fmt.Fprintln(stderr, "matchload:", err)
-			return 1
-		}
-		text = stderr
-	}
-	rep.writeText(text)
+// idleStatus is the exit status of an idle run: 1 unless every socket
+// opened.
+func idleStatus(rep *Report, stderr io.Writer) int {
 	if rep.Idle.Opened < rep.Idle.Sockets {
 		fmt.Fprintf(stderr, "matchload: only %d of %d sockets opened\n", rep.Idle.Opened, rep.Idle.Sockets)
 		return 1
 	}
 	return 0
+}
+
+// writeReport writes the report: as JSON on stdout and text on stderr
+// with -json, else text on stdout. It reports false when the JSON could
+// not be written.
+func writeReport(cfg config, rep *Report, stdout, stderr io.Writer) bool {
+	text := stdout
+	if cfg.jsonOut {
+		if err := rep.writeJSON(stdout); err != nil {
+			fmt.Fprintln(stderr, "matchload:", err)
+			return false
+		}
+		text = stderr
+	}
+	rep.writeText(text)
+	return true
 }
