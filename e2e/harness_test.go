@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -173,7 +174,19 @@ type player struct {
 	t     testing.TB
 	id    string
 	token string
-	ws    *websocket.Conn
+	// done is set by a goroutine driving the player when it is finished
+	// with it, so the test knows whom to tell to leave.
+	done atomic.Bool
+
+	mu sync.Mutex // guards ws, which a reconnect replaces
+	ws *websocket.Conn
+}
+
+// conn returns the player's current socket.
+func (p *player) conn() *websocket.Conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ws
 }
 
 func newPlayer(t testing.TB, id string) *player {
@@ -196,8 +209,8 @@ func (p *player) connect(in *instance) {
 
 // dial is connect for goroutines other than the test's.
 func (p *player) dial(in *instance) error {
-	if p.ws != nil {
-		p.ws.CloseNow()
+	if old := p.conn(); old != nil {
+		old.CloseNow()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -205,7 +218,9 @@ func (p *player) dial(in *instance) error {
 	if err != nil {
 		return fmt.Errorf("%s: dial %s: %w", p.id, in.name, err)
 	}
+	p.mu.Lock()
 	p.ws = ws
+	p.mu.Unlock()
 	p.t.Cleanup(func() { ws.CloseNow() })
 	return nil
 }
@@ -213,14 +228,14 @@ func (p *player) dial(in *instance) error {
 func (p *player) send(typ string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return p.ws.Write(ctx, websocket.MessageText, []byte(`{"type":"`+typ+`"}`))
+	return p.conn().Write(ctx, websocket.MessageText, []byte(`{"type":"`+typ+`"}`))
 }
 
 // read returns the next message; ok is false when the socket failed.
 func (p *player) read(within time.Duration) (map[string]any, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
-	_, data, err := p.ws.Read(ctx)
+	_, data, err := p.conn().Read(ctx)
 	if err != nil {
 		return nil, err
 	}

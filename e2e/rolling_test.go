@@ -78,6 +78,7 @@ func TestRollingRestart(t *testing.T) {
 		p := players[i]
 		wg.Go(func() {
 			defer finished.Add(1)
+			defer p.done.Store(true)
 			r := rand.New(rand.NewPCG(uint64(i), 11))
 			// Arrivals spread over about 1.5 s, across the restarts.
 			time.Sleep(time.Duration(r.IntN(1500)) * time.Millisecond)
@@ -112,7 +113,7 @@ func TestRollingRestart(t *testing.T) {
 				case "queued":
 				case "match_found":
 					results[i].matchID, results[i].partner = m["match_id"].(string), m["partner_id"].(string)
-					p.ws.CloseNow() // off to the room page
+					p.conn().CloseNow() // off to the room page
 					return
 				default:
 					t.Errorf("%s: unexpected %v", p.id, m)
@@ -144,8 +145,8 @@ func TestRollingRestart(t *testing.T) {
 	}, "players still waiting: %d finished, queue %d", finished.Load(), queueSize(t, check))
 	if finished.Load() < n {
 		// The one left alone: let them leave so the goroutine ends.
-		for i, p := range players {
-			if results[i].matchID == "" {
+		for _, p := range players {
+			if !p.done.Load() {
 				p.send("leave_queue")
 			}
 		}

@@ -257,9 +257,11 @@ func TestManyConcurrentPlayers(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	var finished atomic.Int64
+	done := make([]atomic.Bool, n) // done[i]: client i's goroutine has ended
 	for i, c := range clients {
 		wg.Go(func() {
 			defer finished.Add(1)
+			defer done[i].Store(true)
 			r := rand.New(rand.NewPCG(uint64(i), 42))
 			c.join()
 			switch r.IntN(10) {
@@ -293,7 +295,7 @@ func TestManyConcurrentPlayers(t *testing.T) {
 		return finished.Load() >= n-1 && h.queueSize() <= 1
 	}, "players still waiting: %d finished, queue size %d", finished.Load(), h.queueSize())
 	for i, c := range clients {
-		if !results[i].dropped && finished.Load() < n {
+		if !done[i].Load() { // results are read only after wg.Wait
 			c.leave()
 		}
 	}
