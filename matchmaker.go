@@ -14,8 +14,11 @@ import (
 // Matching is event-driven: a Join that completes a pair forms the match
 // before it returns; nothing waits for a polling tick.
 type Matchmaker interface {
-	// Join puts the player of t in the queue. Only t's PlayerID, Rating,
-	// Priority and Owner are read; the backend assigns Seq and JoinedAt.
+	// Join puts the player of t in the queue, or matches them at once with
+	// the best waiting partner the policy allows. Only t's PlayerID,
+	// Rating, Priority, Prefs and Owner are read; the backend assigns Seq
+	// and JoinedAt. A queued player who joins again keeps the preferences
+	// of their first join.
 	// Joining is idempotent: a queued player keeps their ticket and place,
 	// and the ticket passes to t.Owner. A player who holds a match gets
 	// that match back instead of a new ticket.
@@ -33,6 +36,29 @@ type Matchmaker interface {
 
 	// QueueSize returns the number of waiting tickets.
 	QueueSize(ctx context.Context) (int, error)
+
+	// PoolSize returns the number of waiting tickets in the pool of a
+	// player with preferences p: those whose must-equal preferences fit
+	// p's (equal, or unstated on either side). Rating, region and history
+	// are not considered. With empty p it is QueueSize.
+	PoolSize(ctx context.Context, p Preferences) (int, error)
+
+	// Requeue puts player back in the queue after the match matchID fell
+	// through (their partner did not show up), with the ticket they were
+	// matched by: its place (Seq, JoinedAt), preferences and rating, its
+	// priority raised by boost, owned by owner. The player's assignment to
+	// matchID goes in the same step, so they are never both matched and
+	// queued. While the player's assignment is not matchID (released
+	// already, or matched elsewhere) Requeue changes nothing and reports
+	// the player's state as Join would, so it is idempotent. It fails with
+	// ENotFound when matchID is not a live room of player's.
+	Requeue(ctx context.Context, matchID, player, owner string, boost int) (JoinResult, error)
+
+	// Release ends the match matchID for its players: their assignments to
+	// it are removed, so that joining queues them again. The room itself
+	// is kept until its TTL. Release is idempotent; it fails with
+	// ENotFound when there is no such live room.
+	Release(ctx context.Context, matchID string) error
 
 	// Room returns the room with the given match id, or an ENotFound error.
 	Room(ctx context.Context, matchID string) (Room, error)
@@ -64,6 +90,22 @@ type Inspector interface {
 	// ActiveRooms returns how many rooms are live (not expired): the
 	// concurrent matches.
 	ActiveRooms(ctx context.Context) (int, error)
+}
+
+// Sweeper re-evaluates the waiting tickets whose rules have widened (the
+// rating tolerance grew, the region rule lapsed) and matches those that now
+// fit. Backends sweep on their own as rules widen; Sweep runs one pass at
+// once, for tests on a fake clock. It returns the matches it formed.
+type Sweeper interface {
+	Sweep(ctx context.Context) (int, error)
+}
+
+// Ratings is where matchd keeps players' skill ratings, updated from
+// completed sessions. The gateway reads a player's rating from it when
+// their token carries no rating claim.
+type Ratings interface {
+	// Rating returns player's stored rating; ok is false when there is none.
+	Rating(ctx context.Context, player string) (rating float64, ok bool, err error)
 }
 
 // JoinResult is the outcome of a Join.

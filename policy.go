@@ -19,7 +19,8 @@ import (
 //	  "must_intersect":    ["topics"],
 //	  "rating":            {"tolerance": 100, "widen_by": 50, "every": "5s", "max": 400},
 //	  "region":            {"same_until": "20s"},
-//	  "no_rematch_within": "24h"
+//	  "no_rematch_within": "24h",
+//	  "no_repeat_question_within": "24h"
 //	}
 //
 // must_equal fields must be equal when both players state them;
@@ -27,7 +28,9 @@ import (
 // rating tolerance starts at tolerance and grows by widen_by every
 // `every` of waiting, up to max; players of different regions may pair
 // once one of them has waited same_until; two players matched with each
-// other within no_rematch_within are not paired again. For the rating and
+// other within no_rematch_within are not paired again; a room's question is
+// one neither player had within no_repeat_question_within, when the bank
+// allows. For the rating and
 // region rules the longer wait of the two counts.
 type Policy struct {
 	MustEqual     []string
@@ -35,7 +38,12 @@ type Policy struct {
 	Rating        RatingRule
 	SameRegionFor time.Duration // 0: region is ignored
 	NoRematch     time.Duration // 0: rematches allowed
+	NoRepeat      time.Duration // 0: questions may repeat
 }
+
+// History is how long a backend must remember whom a player met and which
+// questions they had: the longer of the policy's two history windows.
+func (p Policy) History() time.Duration { return max(p.NoRematch, p.NoRepeat) }
 
 // RatingRule is the rating tolerance and how it widens with waiting time.
 type RatingRule struct {
@@ -53,6 +61,7 @@ func DefaultPolicy() Policy {
 		Rating:        RatingRule{Start: 100, WidenBy: 50, Every: 5 * time.Second, Max: 400},
 		SameRegionFor: 20 * time.Second,
 		NoRematch:     24 * time.Hour,
+		NoRepeat:      24 * time.Hour,
 	}
 }
 
@@ -70,6 +79,7 @@ type policyFile struct {
 		SameUntil string `json:"same_until"`
 	} `json:"region"`
 	NoRematchWithin string `json:"no_rematch_within"`
+	NoRepeatWithin  string `json:"no_repeat_question_within"`
 }
 
 // ParsePolicy reads a policy file. Every problem is an error that names the
@@ -129,6 +139,13 @@ func ParsePolicy(data []byte) (Policy, error) {
 			return Policy{}, fmt.Errorf("policy: no_rematch_within: %q is not a duration", f.NoRematchWithin)
 		}
 		p.NoRematch = d
+	}
+	if f.NoRepeatWithin != "" {
+		d, err := time.ParseDuration(f.NoRepeatWithin)
+		if err != nil || d < 0 {
+			return Policy{}, fmt.Errorf("policy: no_repeat_question_within: %q is not a duration", f.NoRepeatWithin)
+		}
+		p.NoRepeat = d
 	}
 	return p, nil
 }

@@ -47,13 +47,13 @@ func TestPreferencesValidate(t *testing.T) {
 
 func TestParsePolicy(t *testing.T) {
 	good := `{"must_equal":["difficulty","duration","language"],"must_intersect":["topics"],
-	  "rating":{"tolerance":100,"widen_by":50,"every":"5s","max":400},"region":{"same_until":"20s"},"no_rematch_within":"24h"}`
+	  "rating":{"tolerance":100,"widen_by":50,"every":"5s","max":400},"region":{"same_until":"20s"},"no_rematch_within":"24h","no_repeat_question_within":"24h"}`
 	p, err := matchd.ParsePolicy([]byte(good))
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := matchd.DefaultPolicy()
-	if p.Rating != d.Rating || p.SameRegionFor != d.SameRegionFor || p.NoRematch != d.NoRematch || len(p.MustEqual) != 3 {
+	if p.Rating != d.Rating || p.SameRegionFor != d.SameRegionFor || p.NoRematch != d.NoRematch || p.NoRepeat != d.NoRepeat || len(p.MustEqual) != 3 {
 		t.Errorf("the documented default file parses to %+v, want DefaultPolicy %+v", p, d)
 	}
 	bad := []struct{ name, data, want string }{
@@ -66,6 +66,7 @@ func TestParsePolicy(t *testing.T) {
 		{"rating_negative", `{"rating":{"tolerance":-1,"widen_by":50,"every":"5s","max":50}}`, "rating.tolerance"},
 		{"region_bad", `{"region":{"same_until":"0s"}}`, "region.same_until"},
 		{"rematch_bad", `{"no_rematch_within":"a day"}`, "no_rematch_within"},
+		{"repeat_bad", `{"no_repeat_question_within":"-1h"}`, "no_repeat_question_within"},
 		{"not_json", `must_equal: difficulty`, "policy"},
 		{"trailing", `{} {}`, "trailing"},
 	}

@@ -86,3 +86,32 @@ func (b *QuestionBank) Questions() []Question { return slices.Clone(b.questions)
 
 // Random returns a question drawn uniformly from the bank.
 func (b *QuestionBank) Random() Question { return b.questions[rand.IntN(len(b.questions))] }
+
+// Pick returns a question for a pair: drawn at random from those of
+// difficulty (any when empty) on one of topics (any when empty) that
+// avoid does not reject. When none is left it relaxes, in order, avoid,
+// then topics, then difficulty, so a pair always gets a question.
+func (b *QuestionBank) Pick(difficulty string, topics []string, avoid func(id string) bool) Question {
+	fits := func(q *Question, useAvoid, useTopics bool) bool {
+		return (difficulty == "" || q.Difficulty == difficulty) &&
+			(!useTopics || len(topics) == 0 || slices.Contains(topics, q.Topic)) &&
+			(!useAvoid || avoid == nil || !avoid(q.ID))
+	}
+	for _, step := range [][2]bool{{true, true}, {false, true}, {false, false}} {
+		// Reservoir sampling: one pass, no allocation.
+		var pick *Question
+		n := 0
+		for i := range b.questions {
+			if q := &b.questions[i]; fits(q, step[0], step[1]) {
+				n++
+				if rand.IntN(n) == 0 {
+					pick = q
+				}
+			}
+		}
+		if pick != nil {
+			return *pick
+		}
+	}
+	return b.Random() // no question of that difficulty at all
+}

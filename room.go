@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"slices"
 	"time"
 )
 
@@ -94,7 +95,10 @@ type RoomMaker interface {
 }
 
 // QuestionRooms is the standard RoomMaker: a fresh match id and a question
-// drawn at random from the bank.
+// the pair agreed on: drawn from the topics both asked for (or either, when
+// only one did), at the difficulty they asked for, and one neither had
+// recently (Ticket.Seen) when the bank allows. The room lasts the agreed
+// duration, else the question's suggested one.
 type QuestionRooms struct {
 	Bank  *QuestionBank
 	Clock Clock // nil: the system clock
@@ -108,5 +112,42 @@ func (r QuestionRooms) MakeRoom(_ context.Context, a, b Ticket) (Room, error) {
 	} else {
 		now = time.Now()
 	}
-	return NewRoom(NewMatchID(), a, b, r.Bank.Random(), now), nil
+	avoid := func(id string) bool { return slices.Contains(a.Seen, id) || slices.Contains(b.Seen, id) }
+	q := r.Bank.Pick(agreed(a.Prefs.Difficulty, b.Prefs.Difficulty), sharedTopics(a.Prefs.Topics, b.Prefs.Topics), avoid)
+	room := NewRoom(NewMatchID(), a, b, q, now)
+	if d := agreed(a.Prefs.Duration, b.Prefs.Duration); d != 0 {
+		room.DurationMinutes = d
+	}
+	return room, nil
+}
+
+// agreed returns what two players asked for: the value both or either
+// stated (a's when a policy let them differ), or the zero value.
+func agreed[T comparable](a, b T) T {
+	var zero T
+	if a == zero {
+		return b
+	}
+	return a
+}
+
+// sharedTopics returns the topics both players asked for, or, when one of
+// them asked for none, the other's.
+func sharedTopics(a, b []string) []string {
+	if len(a) == 0 {
+		return b
+	}
+	if len(b) == 0 {
+		return a
+	}
+	var both []string
+	for _, t := range a {
+		if slices.Contains(b, t) {
+			both = append(both, t)
+		}
+	}
+	if len(both) == 0 { // a policy without must_intersect: either's will do
+		return append(slices.Clone(a), b...)
+	}
+	return both
 }

@@ -18,6 +18,11 @@ type Ticket struct {
 	Rating   float64 // from the token, never from the client's message
 	Priority int     // from the token; used by the matching policy
 	Prefs    Preferences
+	// Seen holds the ids of the questions the player had within the
+	// policy's history window. Backends fill it from their history before
+	// they make a room, so that the question is new to both players;
+	// nothing else reads it.
+	Seen []string
 	// Owner names the gateway instance holding the socket that joined last.
 	// A join from another instance takes the ticket over; a closing socket
 	// drops the ticket only if its instance still owns it (see

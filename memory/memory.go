@@ -59,6 +59,7 @@ type Backend struct {
 
 type storedRoom struct {
 	room    matchd.Room
+	tickets [2]matchd.Ticket // the tickets the players were matched by, for Requeue
 	expires time.Time
 }
 
@@ -170,6 +171,71 @@ func (b *Backend) Room(_ context.Context, matchID string) (matchd.Room, error) {
 	return s.room, nil
 }
 
+// PoolSize implements matchd.Matchmaker.
+func (b *Backend) PoolSize(_ context.Context, p matchd.Preferences) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, t := range b.queue.All() {
+		if samePool(t.Prefs, p) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// samePool reports whether two players' must-equal preferences fit.
+func samePool(a, b matchd.Preferences) bool {
+	fit := func(x, y string) bool { return x == "" || y == "" || x == y }
+	return fit(a.Difficulty, b.Difficulty) && fit(a.Language, b.Language) &&
+		(a.Duration == 0 || b.Duration == 0 || a.Duration == b.Duration)
+}
+
+// Requeue implements matchd.Matchmaker.
+func (b *Backend) Requeue(ctx context.Context, matchID, player, owner string, boost int) (matchd.JoinResult, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return matchd.JoinResult{}, errClosed
+	}
+	now := b.cfg.Clock.Now()
+	b.expireLocked(now)
+	s, ok := b.rooms[matchID]
+	if !ok || !s.room.Has(player) {
+		return matchd.JoinResult{}, matchd.Errorf(matchd.ENotFound, "no such match")
+	}
+	if b.assignments[player] != matchID {
+		return matchd.JoinResult{Room: b.assignmentLocked(player), QueueSize: b.queue.Len()}, nil
+	}
+	delete(b.assignments, player)
+	t := s.tickets[0]
+	if t.PlayerID != player {
+		t = s.tickets[1]
+	}
+	t.Priority += boost
+	t.Owner = owner
+	b.queue.Add(t)
+	b.matchLocked(ctx)
+	return matchd.JoinResult{Room: b.assignmentLocked(player), Added: true, QueueSize: b.queue.Len()}, nil
+}
+
+// Release implements matchd.Matchmaker.
+func (b *Backend) Release(_ context.Context, matchID string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.expireLocked(b.cfg.Clock.Now())
+	s, ok := b.rooms[matchID]
+	if !ok {
+		return matchd.Errorf(matchd.ENotFound, "no such match")
+	}
+	for _, p := range s.room.Players() {
+		if b.assignments[p] == matchID {
+			delete(b.assignments, p)
+		}
+	}
+	return nil
+}
+
 // Assignment implements matchd.Matchmaker.
 func (b *Backend) Assignment(_ context.Context, player string) (*matchd.Room, error) {
 	b.mu.Lock()
@@ -275,7 +341,7 @@ func (b *Backend) commitLocked(room matchd.Room, p1, p2 matchd.Ticket) {
 	now := b.cfg.Clock.Now()
 	b.queue.Remove(p1.PlayerID)
 	b.queue.Remove(p2.PlayerID)
-	s := &storedRoom{room: room, expires: now.Add(b.cfg.RoomTTL)}
+	s := &storedRoom{room: room, tickets: [2]matchd.Ticket{p1, p2}, expires: now.Add(b.cfg.RoomTTL)}
 	b.rooms[room.MatchID] = s
 	b.expiry = append(b.expiry, s)
 	b.assignments[p1.PlayerID] = room.MatchID

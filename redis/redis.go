@@ -290,6 +290,26 @@ func (b *Backend) Room(ctx context.Context, matchID string) (matchd.Room, error)
 	return *room, nil
 }
 
+// errPolicyPending is returned by the operations the matching policy and
+// the room lifecycle add until the Redis backend implements them.
+var errPolicyPending = matchd.Errorf(matchd.EUnavailable, "not supported by the Redis backend yet")
+
+// PoolSize implements matchd.Matchmaker. Not yet implemented: see
+// errPolicyPending.
+func (b *Backend) PoolSize(context.Context, matchd.Preferences) (int, error) {
+	return 0, errPolicyPending
+}
+
+// Requeue implements matchd.Matchmaker. Not yet implemented: see
+// errPolicyPending.
+func (b *Backend) Requeue(context.Context, string, string, string, int) (matchd.JoinResult, error) {
+	return matchd.JoinResult{}, errPolicyPending
+}
+
+// Release implements matchd.Matchmaker. Not yet implemented: see
+// errPolicyPending.
+func (b *Backend) Release(context.Context, string) error { return errPolicyPending }
+
 // Assignment implements matchd.Matchmaker.
 func (b *Backend) Assignment(ctx context.Context, player string) (*matchd.Room, error) {
 	s, err := b.c.Get(ctx, b.k.assign(player)).Result()
