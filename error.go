@@ -14,6 +14,7 @@ const (
 	EForbidden    = "forbidden"       // the caller may not do this
 	EUnauthorized = "unauthorized"    // no valid identity
 	ENotFound     = "not_found"       // no such room or player
+	EConflict     = "conflict"        // already done, and it may be done only once (e.g. feedback)
 	ERateLimited  = "rate_limited"    // too many requests; try later
 	EUnavailable  = "unavailable"     // a dependency (e.g. Redis) is down; try later
 	EInternal     = "internal"        // a bug or an unexpected failure

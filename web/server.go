@@ -213,6 +213,8 @@ func statusOf(code string) int {
 		return http.StatusForbidden
 	case matchd.ENotFound:
 		return http.StatusNotFound
+	case matchd.EConflict:
+		return http.StatusConflict
 	case matchd.ERateLimited:
 		return http.StatusTooManyRequests
 	case matchd.EUnavailable:
