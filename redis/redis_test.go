@@ -87,3 +87,26 @@ func TestLimiterConformance(t *testing.T) {
 		return redis.NewLimiter(client, fmt.Sprintf("conf%d", n), w)
 	})
 }
+
+// sessionFactory returns instances of one fresh session store on client,
+// each on a pool and channel of its own.
+func sessionFactory(client goredis.UniversalClient) matchdtest.SessionStoreFactory {
+	n := 0
+	return func(t *testing.T) func() matchd.SessionStore {
+		n++
+		pool := fmt.Sprintf("sess%d", n)
+		return func() matchd.SessionStore {
+			return redis.NewSessions(redis.SessionsConfig{Client: client, Pool: pool, Channel: "rooms:" + pool})
+		}
+	}
+}
+
+func TestSessionStoreConformance(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	matchdtest.RunSessionStore(t, sessionFactory(srv.Client(t)))
+}
+
+func TestSessionStoreConformanceCluster(t *testing.T) {
+	cluster := redistest.StartCluster(t, 3)
+	matchdtest.RunSessionStore(t, sessionFactory(cluster.Client(t)))
+}
