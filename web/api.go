@@ -125,7 +125,7 @@ func (s *Server) handleRoom(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, matchd.Errorf(matchd.EForbidden, "you are not a player of this match"))
 		return
 	}
-	writeJSON(w, http.StatusOK, room)
+	writeJSON(w, http.StatusOK, s.shownRoom(r.Context(), &room))
 }
 
 // handleLive answers 200 while the process serves requests: the liveness

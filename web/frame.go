@@ -21,6 +21,9 @@ const (
 type frame struct {
 	Type   string
 	UserID *string // join_queue/leave_queue may name the player; it must be the token's
+	// Room frames (room_frame.go).
+	MatchID string
+	Text    string
 }
 
 // decodeFrame parses one client text frame. It accepts only a JSON object
@@ -55,6 +58,9 @@ func decodeFrame(data []byte) (frame, error) {
 		}
 		return frame{Type: t}, nil
 	default:
+		if f, ok, err := decodeRoomFrame(t, data); ok {
+			return f, err
+		}
 		return frame{}, matchd.Errorf(matchd.EInvalid, "unknown message type %q", truncate(t, 40)) // %q can quadruple it: stays under 200 bytes
 	}
 }

@@ -58,7 +58,7 @@ func FuzzDecodeFrame(f *testing.F) {
 			return
 		}
 		switch fr.Type {
-		case msgJoinQueue, msgLeaveQueue, msgPing:
+		case msgJoinQueue, msgLeaveQueue, msgPing, msgReady, msgChat, msgLeaveRoom:
 		default:
 			t.Fatalf("accepted unknown type %q", fr.Type)
 		}

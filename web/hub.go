@@ -135,6 +135,7 @@ func (h *hub) setJoined(e *playerEntry, c *conn) {
 
 // deliver sends match_found for room to every socket of both players here.
 func (h *hub) deliver(room *matchd.Room) {
+	var shown *matchd.Room // the room with its session's status, read once
 	for _, p := range room.Players() {
 		h.mu.Lock()
 		var conns []*conn
@@ -148,7 +149,12 @@ func (h *hub) deliver(room *matchd.Room) {
 		if len(conns) == 0 {
 			continue
 		}
-		f := matchFoundFrame(room, p)
+		if shown == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+			shown = h.s.shownRoom(ctx, room)
+			cancel()
+		}
+		f := matchFoundFrame(shown, p)
 		for _, c := range conns {
 			c.sendMatch(room.MatchID, f)
 		}

@@ -61,6 +61,17 @@ type Config struct {
 	// ShutdownTimeout bounds how long Run waits, once draining, for the
 	// sockets' handlers to finish. Default 10 s.
 	ShutdownTimeout time.Duration
+	// Lifecycle runs match sessions: ready checks, timers, chat, leaving,
+	// feedback and history (room.go, session_api.go). nil turns the room
+	// lifecycle off: rooms are then only what the matchmaker made.
+	Lifecycle *matchd.Lifecycle
+	// TickEvery is how often this instance applies due session timers.
+	// Default 1 s.
+	TickEvery time.Duration
+	// ChatRate and ChatBurst limit the chat messages of one socket
+	// (default 1 a second, bursts of 5).
+	ChatRate  float64
+	ChatBurst int
 	// OriginPatterns are extra origins allowed to open WebSockets (host
 	// patterns as in github.com/coder/websocket's AcceptOptions); the
 	// page's own origin is always allowed.
@@ -75,6 +86,7 @@ type Server struct {
 	mm        matchd.Matchmaker
 	estimator *matchd.WaitEstimator
 	hub       *hub
+	rooms     *rooms // nil without a Lifecycle
 	mux       *http.ServeMux
 	// sockets counts running WebSocket handlers, which http.Server's
 	// Shutdown does not wait for; Run does, so that the tickets of closing
@@ -120,6 +132,15 @@ func New(cfg Config) *Server {
 	if cfg.Instance == "" {
 		cfg.Instance = matchd.NewMatchID()[:12]
 	}
+	if cfg.TickEvery <= 0 {
+		cfg.TickEvery = time.Second
+	}
+	if cfg.ChatRate <= 0 {
+		cfg.ChatRate = 1
+	}
+	if cfg.ChatBurst <= 0 {
+		cfg.ChatBurst = 5
+	}
 	s := &Server{
 		cfg:       cfg,
 		log:       cfg.Logger,
@@ -127,6 +148,9 @@ func New(cfg Config) *Server {
 		estimator: matchd.NewWaitEstimator(),
 	}
 	s.hub = newHub(s)
+	if cfg.Lifecycle != nil {
+		s.rooms = newRooms(s)
+	}
 	s.routes()
 	return s
 }
@@ -154,6 +178,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/dev/login", s.handleDevLogin)
 	m.HandleFunc("GET /api/matchmaking/queue-status", s.handleQueueStatus)
 	m.HandleFunc("GET /api/matches/{match_id}", s.handleRoom)
+	s.sessionRoutes(m)
 	// Anything no route takes: a JSON error like every other.
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, matchd.Errorf(matchd.ENotFound, "no such endpoint: %s %s", r.Method, truncate(r.URL.Path, 100)))
@@ -181,6 +206,11 @@ func (s *Server) routes() {
 // the process anyway). Run returns when the sockets' handlers are done, or
 // after ShutdownTimeout.
 func (s *Server) Run(ctx context.Context) error {
+	if s.rooms != nil {
+		var wg sync.WaitGroup
+		defer wg.Wait() // after draining, so rooms stop with the sockets
+		wg.Go(func() { s.rooms.run(ctx) })
+	}
 	err := s.hub.run(ctx)
 	s.draining.Store(true)
 	s.cfg.Metrics.Draining.Set(1)

@@ -98,6 +98,9 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	c := &conn{h: s.hub, ws: ws, player: claims.UserID, claims: claims, rate: rate.NewLimiter(rate.Limit(s.cfg.MessageRate), s.cfg.MessageBurst)}
 	s.cfg.Metrics.Connections.Inc()
 	defer s.cfg.Metrics.Connections.Dec()
+	if s.rooms != nil {
+		defer s.rooms.disconnected(c) // after unregister, which the next defer does
+	}
 	s.hub.register(c)
 	defer s.hub.unregister(c)
 	if s.draining.Load() {
@@ -113,12 +116,12 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	// instance formed it and whether or not its event was seen.
 	ctx, cancel := context.WithTimeout(r.Context(), opTimeout)
 	room, err := s.mm.Assignment(ctx, c.player)
-	cancel()
 	if err != nil {
 		c.send(errorFrame(err))
 	} else if room != nil {
-		c.sendMatch(room.MatchID, matchFoundFrame(room, c.player))
+		c.connectedToRoom(ctx, room)
 	}
+	cancel()
 	c.readLoop(r.Context())
 }
 
@@ -167,6 +170,10 @@ func (c *conn) readLoop(ctx context.Context) {
 			opCtx, cancel := context.WithTimeout(ctx, opTimeout)
 			c.leave(opCtx)
 			cancel()
+		case msgReady, msgChat, msgLeaveRoom:
+			opCtx, cancel := context.WithTimeout(ctx, opTimeout)
+			c.roomFrame(opCtx, f)
+			cancel()
 		}
 	}
 }
@@ -203,6 +210,10 @@ func (c *conn) join(ctx context.Context) {
 			return
 		}
 	}
+	if err := c.cooldown(ctx); err != nil {
+		c.send(errorFrame(err))
+		return
+	}
 	c.entry.op.Lock()
 	c.hold()
 	res, err := s.mm.Join(ctx, c.ticket())
@@ -233,7 +244,7 @@ func (c *conn) join(ctx context.Context) {
 		out = append(out, heldFrame{data: mustJSON(queuedMsg{Type: "queued", QueueSize: res.QueueSize})})
 	}
 	if res.Room != nil {
-		out = append(out, heldFrame{matchID: res.Room.MatchID, data: matchFoundFrame(res.Room, c.player)})
+		out = append(out, heldFrame{matchID: res.Room.MatchID, data: matchFoundFrame(s.shownRoom(ctx, res.Room), c.player)})
 	}
 	c.release(out...)
 }
@@ -264,7 +275,7 @@ func (c *conn) leave(ctx context.Context) {
 	case err != nil:
 		c.release(heldFrame{data: errorFrame(err)})
 	case res.Room != nil:
-		c.release(heldFrame{matchID: res.Room.MatchID, data: matchFoundFrame(res.Room, c.player)})
+		c.release(heldFrame{matchID: res.Room.MatchID, data: matchFoundFrame(s.shownRoom(ctx, res.Room), c.player)})
 	default:
 		if res.Removed {
 			s.cfg.Metrics.Leaves.Inc()
