@@ -74,6 +74,7 @@ type config struct {
 	origins      []string // -allowed-origins: extra origins for /ws
 	adminToken   string   // -admin-token: empty = admin API off
 	shutdown     time.Duration
+	room         roomConfig // the room lifecycle (rooms.go)
 }
 
 // parseConfig reads flags from args and, for flags not given, the
@@ -99,6 +100,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	origins := fs.String("allowed-origins", "", "comma-separated origins (host patterns, e.g. app.example.com,*.example.org) allowed to open WebSockets besides the page's own")
 	fs.StringVar(&cfg.adminToken, "admin-token", "", "bearer token of the admin API (/api/admin/…); empty = admin API off")
 	fs.DurationVar(&cfg.shutdown, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long to wait for clients told to reconnect to go (their tickets stay for the instance they reconnect to)")
+	cfg.room.flags(fs)
 	configFile := fs.String("config", "", "optional JSON config file: an object whose keys are flag names, e.g. {\"addr\":\":8080\",\"join-limit\":10}; flags and environment win over it")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: matchd [flags]\n\nEach flag can also be set with an environment variable: MATCHD_ and the flag\nname in upper case with dashes as underscores (e.g. -redis-url: MATCHD_REDIS_URL),\nor in the -config file. A flag given on the command line wins over its\nvariable, which wins over the file.\n\nFlags:\n")
@@ -181,6 +183,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	if cfg.redisChannel == "" {
 		return cfg, errors.New("-redis-channel must not be empty")
 	}
+	if err := cfg.room.check(cfg.roomTTL); err != nil {
+		return cfg, err
+	}
 	return cfg, nil
 }
 
@@ -261,7 +266,11 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- stri
 	backendName := "memory"
 	joinWindow := matchd.Window{Max: cfg.joinLimit, Per: time.Minute}
 	var joinLimiter matchd.Limiter // nil: no limit
+	var sessions matchd.SessionStore
 	if cfg.redisURL == "" {
+		mem := memory.NewSessions(0)
+		defer mem.Close()
+		sessions = mem
 		if cfg.joinLimit > 0 {
 			joinLimiter = memory.NewLimiter(joinWindow, clock)
 		}
@@ -287,6 +296,12 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- stri
 		if cfg.redisCluster {
 			backendName = "redis-cluster"
 		}
+		sessions = redis.NewSessions(redis.SessionsConfig{
+			Client:  client,
+			Channel: cfg.redisChannel + ":rooms",
+			Clock:   clock,
+			Logger:  logger.With("component", "redis-sessions"),
+		})
 		backend = redis.New(redis.Config{
 			Client:   client,
 			Rooms:    rooms,
@@ -329,6 +344,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- stri
 		OriginPatterns:  cfg.origins,
 		ShutdownTimeout: cfg.shutdown,
 		AdminToken:      cfg.adminToken,
+		Lifecycle:       cfg.room.lifecycle(sessions, backend, clock, cfg.roomTTL),
 	})
 
 	ln, err := net.Listen("tcp", cfg.addr)
