@@ -118,11 +118,11 @@ func (r *rooms) conns(player string) []*conn {
 // deliver sends ev to its player's sockets here.
 func (r *rooms) deliver(ctx context.Context, ev matchd.RoomEvent) {
 	conns := r.conns(ev.To)
-	if len(conns) == 0 {
-		return
-	}
 	if ev.Type == matchd.RoomRequeued {
 		r.requeued(ctx, ev, conns)
+	}
+	if len(conns) == 0 {
+		return
 	}
 	f := roomEventFrame(ev)
 	for _, c := range conns {
@@ -134,7 +134,23 @@ func (r *rooms) deliver(ctx context.Context, ev matchd.RoomEvent) {
 // new ticket, so that it leaves the queue when that socket closes. If the
 // ticket went to another instance (the player said ready there), a join
 // from here takes it over, keeping its place.
+//
+// A player who has no socket here although their new ticket is ours has
+// left since they said ready: the ticket is dropped, as their socket's
+// close would have dropped it, so that nobody is matched with a ghost. If
+// they are connected to another instance, that one's take-over wins: a
+// drop by a former owner removes nothing.
 func (r *rooms) requeued(ctx context.Context, ev matchd.RoomEvent, conns []*conn) {
+	jctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	if len(conns) == 0 {
+		if ev.Owner == r.s.cfg.Instance {
+			if _, err := r.s.mm.Drop(jctx, ev.To, r.s.cfg.Instance); err != nil {
+				r.s.log.Warn("dropping the requeued ticket of a player who left failed", "player", ev.To, "err", err)
+			}
+		}
+		return
+	}
 	c := conns[0]
 	c.entry.op.Lock()
 	defer c.entry.op.Unlock()
@@ -142,8 +158,6 @@ func (r *rooms) requeued(ctx context.Context, ev matchd.RoomEvent, conns []*conn
 	if ev.Owner == r.s.cfg.Instance {
 		return
 	}
-	jctx, cancel := context.WithTimeout(ctx, opTimeout)
-	defer cancel()
 	if _, err := r.s.mm.Join(jctx, c.ticket()); err != nil {
 		r.s.log.Warn("taking over a requeued ticket failed", "player", ev.To, "err", err)
 	}

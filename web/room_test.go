@@ -473,3 +473,28 @@ func TestRoomAcrossInstances(t *testing.T) {
 	alice.quiet()
 	bob.quiet()
 }
+
+// A ready player who left before the window closed is not left in the
+// queue as a ghost when their partner turns out to be a no-show.
+func TestRoomNoShowAfterReadyPlayerLeft(t *testing.T) {
+	h, clock := roomHarness(t, 30*time.Second)
+	alice, bob, id := pair(t, h)
+	bob.ready(id)
+	bob.expect("room_state")
+	bob.ws.CloseNow()
+	alice.expect("partner_disconnected")
+	clock.Advance(30 * time.Second)
+	alice.expect("match_cancelled")
+	matchdtest.Eventually(t, 5*time.Second, func() bool {
+		n, _ := h.backend.QueueSize(t.Context())
+		r, _ := h.backend.Assignment(t.Context(), "bob")
+		s, _ := h.backend.Room(t.Context(), id)
+		return n == 0 && r == nil && s.MatchID == id
+	}, "bob, gone, is still queued or assigned")
+	// Requeued and dropped: a new join queues him afresh.
+	again := h.player("bob")
+	again.join()
+	if q := again.expect("queued"); q["queue_size"] != 1.0 {
+		t.Errorf("bob's join = %v, want queued alone", q)
+	}
+}
