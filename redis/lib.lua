@@ -127,27 +127,34 @@ end
 -- gather appends to out, as (id, ticket JSON) pairs, the best-ranked
 -- tickets other than player's: up to per_band from each band within reach
 -- bands of band (reach < 0: every band) of every bucket that can fit
--- bucket, at most max in all. Bounded: it reads indexes, never scans.
+-- bucket, nearest bands first, at most max in all (so a cap drops the
+-- farthest ratings, the least likely to fit). Bounded: it reads indexes,
+-- never scans tickets.
 local function gather(prefix, player, bucket, band, reach, per_band, max, out)
   local want = split(bucket)
   local lo, hi = '-inf', '+inf'
   if reach >= 0 then
     lo, hi = band - reach, band + reach
   end
-  local ids = {}
+  local bands = {}
   for _, bk in ipairs(redis.call('HKEYS', prefix .. 'buckets')) do
+    if buckets_fit(want, split(bk)) then
+      for _, bd in ipairs(redis.call('ZRANGEBYSCORE', prefix .. 'bands:' .. bk, lo, hi)) do
+        bands[#bands + 1] = {math.abs(tonumber(bd) - band), prefix .. 'band:' .. bk .. ':' .. bd}
+      end
+    end
+  end
+  table.sort(bands, function(x, y) return x[1] < y[1] end)
+  local ids = {}
+  for _, b in ipairs(bands) do
     if #ids >= max then
       break
     end
-    if buckets_fit(want, split(bk)) then
-      for _, bd in ipairs(redis.call('ZRANGEBYSCORE', prefix .. 'bands:' .. bk, lo, hi)) do
-        local n = 0
-        for _, id in ipairs(redis.call('ZRANGE', prefix .. 'band:' .. bk .. ':' .. bd, 0, per_band)) do
-          if id ~= player and n < per_band and #ids < max then
-            ids[#ids + 1] = id
-            n = n + 1
-          end
-        end
+    local n = 0
+    for _, id in ipairs(redis.call('ZRANGE', b[2], 0, per_band)) do
+      if id ~= player and n < per_band and #ids < max then
+        ids[#ids + 1] = id
+        n = n + 1
       end
     end
   end
