@@ -379,9 +379,10 @@ func (b *Backend) Sweep(ctx context.Context) (int, error) {
 }
 
 // sweepRound claims up to 2·Batch due tickets and matches what it can in
-// one match.lua call. again reports whether tickets were left due because
-// a partner was taken within the round or a commit was lost: the next
-// round looks at them from a fresh read.
+// one match.lua call. again reports whether another round is worth it:
+// this one matched someone (more may be due than one claim takes), or
+// left tickets due because a partner was taken within the round or a
+// commit was lost, which the next round looks at from a fresh read.
 func (b *Backend) sweepRound(ctx context.Context) (matched int, again bool, err error) {
 	k := b.k
 	lease := max(5*b.cfg.MatchEvery, 5*time.Second)
@@ -476,7 +477,9 @@ func (b *Backend) sweepRound(ctx context.Context) (matched int, again bool, err 
 		}
 	}
 	b.rewake(ctx, later)
-	again = !failed && slices.ContainsFunc(later, func(w wakeAt) bool { return w.at.Equal(now) })
+	// Go on while rounds make progress or leave tickets due: more may
+	// be due than one claim takes.
+	again = !failed && (matched > 0 || slices.ContainsFunc(later, func(w wakeAt) bool { return w.at.Equal(now) }))
 	return matched, again, nil
 }
 
