@@ -71,6 +71,13 @@ func newClient(addrs []string) goredis.UniversalClient {
 // backend's configuration.
 func startInstance(t *testing.T, name string, addrs []string, opts ...func(*redis.Config)) *instance {
 	t.Helper()
+	return startInstanceWith(t, name, addrs, nil, opts...)
+}
+
+// startInstanceWith is startInstance with webOpt, when not nil, adjusting
+// the gateway's configuration (its Matchmaker and Instance are set).
+func startInstanceWith(t *testing.T, name string, addrs []string, webOpt func(*web.Config, goredis.UniversalClient), opts ...func(*redis.Config)) *instance {
+	t.Helper()
 	bank, err := questions.Load()
 	if err != nil {
 		t.Fatal(err)
@@ -96,14 +103,18 @@ func startInstance(t *testing.T, name string, addrs []string, opts ...func(*redi
 	backend := redis.New(cfg)
 	m.WatchQueue("default", backend.QueueSize)
 	m.WatchRooms("default", backend.ActiveRooms)
-	srv := web.New(web.Config{
+	webCfg := web.Config{
 		Matchmaker:  backend,
 		JoinLimiter: redis.NewLimiter(client, "join", matchd.Window{Max: 10, Per: time.Minute}),
 		Auth:        auth.New([]byte(secret), nil),
 		Metrics:     m,
 		DevLogin:    true,
 		Instance:    id,
-	})
+	}
+	if webOpt != nil {
+		webOpt(&webCfg, client)
+	}
+	srv := web.New(webCfg)
 	ts := httptest.NewUnstartedServer(srv.Handler())
 	conns := &trackingListener{Listener: ts.Listener, conns: map[net.Conn]struct{}{}}
 	ts.Listener = conns
