@@ -164,22 +164,36 @@ func TestRoomNoShow(t *testing.T) {
 		t.Errorf("alice got %v, want match_cancelled, not_ready", m)
 	}
 	// Bob is back in the queue at his place, ahead of later joiners, with
-	// the boost.
-	var waiting []matchd.Ticket
-	matchdtest.Eventually(t, 5*time.Second, func() bool {
-		waiting, _ = h.backend.Waiting(t.Context(), 10)
-		return len(waiting) == 1
-	}, "bob is not back in the queue")
-	if waiting[0].PlayerID != "bob" || waiting[0].Seq != 2 || waiting[0].Priority != 10 {
-		t.Errorf("waiting = %+v, want bob with his original seq 2 and priority 10", waiting)
+	// the boost: carol and dave joined after him and wait (rooms cannot be
+	// made meanwhile); when rooms work again, bob is matched first.
+	waitingOrder := func() []string {
+		ts, _ := h.backend.Waiting(t.Context(), 10)
+		var ids []string
+		for _, tk := range ts {
+			ids = append(ids, tk.PlayerID)
+		}
+		return ids
 	}
-	carol := h.player("carol")
+	matchdtest.Eventually(t, 5*time.Second, func() bool { return slices.Equal(waitingOrder(), []string{"bob"}) }, "bob is not back in the queue")
+	if ts, _ := h.backend.Waiting(t.Context(), 1); ts[0].Seq != 2 || ts[0].Priority != 10 {
+		t.Errorf("bob's ticket = %+v, want his original seq 2 and priority 10", ts[0])
+	}
+	h.rooms.Failing.Store(true)
+	carol, dave := h.player("carol"), h.player("dave")
 	carol.join()
-	if m := carol.matched(); m["partner_id"] != "bob" {
-		t.Errorf("carol matched %v, want bob", m)
+	carol.expect("queued")
+	dave.join()
+	dave.expect("queued")
+	if got := waitingOrder(); !slices.Equal(got, []string{"bob", "carol", "dave"}) {
+		t.Errorf("waiting = %v, want bob ahead of carol and dave", got)
 	}
+	h.rooms.Failing.Store(false)
 	if m := bob.expect("match_found"); m["partner_id"] != "carol" {
-		t.Errorf("bob got %v, want his match with carol", m)
+		t.Errorf("bob got %v, want a match with carol", m)
+	}
+	carol.expect("match_found")
+	if got := waitingOrder(); !slices.Equal(got, []string{"dave"}) {
+		t.Errorf("waiting = %v, want dave alone", got)
 	}
 	// Alice, the no-show, waits out her cooldown.
 	alice.join()
@@ -189,8 +203,8 @@ func TestRoomNoShow(t *testing.T) {
 	}
 	clock.Advance(2 * time.Minute)
 	alice.join()
-	if q := alice.expect("queued"); q["queue_size"] != 1.0 {
-		t.Errorf("alice's join after the cooldown = %v, want queued", q)
+	if m := alice.matched(); m["partner_id"] != "dave" {
+		t.Errorf("alice's join after the cooldown = %v, want a match with dave", m)
 	}
 }
 
