@@ -92,6 +92,7 @@ func (m *Sessions) Commit(_ context.Context, c matchd.Commit) (bool, error) {
 	}
 	if c.Delete {
 		delete(m.sessions, c.Session.MatchID)
+		delete(m.feedback, c.Session.MatchID) // the Redis store keeps it 30 days; here memory is the limit
 	} else {
 		m.sessions[c.Session.MatchID] = &storedSession{s: c.Session}
 	}

@@ -326,7 +326,7 @@ func (r *rooms) chatMessage(ctx context.Context, c *conn, room matchd.Room, text
 		l = rate.NewLimiter(rate.Limit(r.s.cfg.ChatRate), r.s.cfg.ChatBurst)
 		r.chat[c] = l
 	}
-	now := time.Now()
+	now := r.s.cfg.Clock.Now()
 	res := l.ReserveN(now, 1)
 	wait := res.DelayFrom(now)
 	if wait > 0 {
