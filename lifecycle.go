@@ -163,6 +163,8 @@ func (l *Lifecycle) step(ctx context.Context, matchID string, st Step) (Session,
 		}
 		c := Commit{Session: next, Events: events}
 		if next.Ended() {
+			next.Pending, c.Events = events, nil
+			c.Session = next
 			for _, p := range next.Players {
 				c.History = append(c.History, next.History(p))
 			}
@@ -189,6 +191,8 @@ func (l *Lifecycle) step(ctx context.Context, matchID string, st Step) (Session,
 // partner of a no-show goes back to the queue at their place, with the
 // boost, and the room is released. Both calls are idempotent, so a settle
 // repeated by another instance (after this one died halfway) is harmless.
+// The players are told (the pending events) in the commit that marks the
+// session settled, so once told they are queued or free to join.
 func (l *Lifecycle) settle(ctx context.Context, s Session) (Session, error) {
 	if p := s.Requeued(); p != "" {
 		owner := s.Owners[s.Index(p)]
@@ -200,9 +204,9 @@ func (l *Lifecycle) settle(ctx context.Context, s Session) (Session, error) {
 		return s, fmt.Errorf("release: %w", err)
 	}
 	next := s
-	next.Settled = true
+	next.Settled, next.Pending = true, nil
 	next.Version++
-	ok, err := l.store.Commit(ctx, Commit{Session: next})
+	ok, err := l.store.Commit(ctx, Commit{Session: next, Events: s.Pending})
 	if err != nil || !ok {
 		// Someone else settled it, or the next Tick will.
 		return s, err

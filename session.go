@@ -60,6 +60,11 @@ type Session struct {
 	// due at once, so that another instance finishes the job if this one
 	// dies.
 	Settled bool `json:"settled,omitempty"`
+	// Pending holds the events of the step that ended the session until
+	// it is settled: a player told "requeued" or "match_cancelled" must
+	// find themselves queued or free to join, so those frames go out
+	// with the settling commit.
+	Pending []RoomEvent `json:"pending,omitempty"`
 	// Version counts committed changes; a store commits a step only if the
 	// stored version is still the one the step was computed from.
 	Version uint64 `json:"version"`
