@@ -242,3 +242,40 @@ func TestRoomNoShowAcrossInstances(t *testing.T) {
 		}
 	})
 }
+
+// When an instance's room-event subscription breaks (here: Redis closes
+// the pub/sub connections), it resubscribes and sends room_state to every
+// socket it had shown a room, so a frame lost in the gap is made up for.
+func TestRoomStateAfterResubscribe(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	f := newRoomFleet()
+	a, b := f.start(t, "a", []string{srv.Addr}), f.start(t, "b", []string{srv.Addr})
+	alice, bob := newPlayer(t, "alice"), newPlayer(t, "bob")
+	alice.connect(a)
+	bob.connect(b)
+	alice.send("join_queue")
+	alice.expect("queued")
+	bob.send("join_queue")
+	id := bob.matched()["match_id"].(string)
+	alice.expect("match_found")
+	alice.sendJSON(map[string]string{"type": "ready", "match_id": id})
+	alice.expect("room_state")
+	bob.sendJSON(map[string]string{"type": "ready", "match_id": id})
+	bob.expectAll("room_state", "room_started")
+	alice.expect("room_started")
+
+	if err := srv.Client(t).Do(t.Context(), "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+		t.Fatalf("CLIENT KILL TYPE pubsub: %v", err)
+	}
+	for _, p := range []*player{alice, bob} {
+		st := p.expect("room_state")
+		if st["match_id"] != id || st["status"] != "active" {
+			t.Errorf("%s: room_state after the resubscribe = %v, want the active session", p.id, st)
+		}
+	}
+	// Events flow again.
+	alice.sendJSON(map[string]string{"type": "chat", "text": "still there?"})
+	if m := bob.expect("chat"); m["text"] != "still there?" {
+		t.Errorf("bob got %v, want alice's chat", m)
+	}
+}
