@@ -107,7 +107,7 @@ func TestRunRateTwoServers(t *testing.T) {
 	a, b := startServer(t), startServer(t)
 	cfg := mustConfig(t, "-url", a.url+","+b.url, "-secret", testSecret,
 		"-rate", "200", "-duration", "1s", "-drain", "1s", "-preconnect", "40",
-		"-leave-share", "0.1", "-drop-share", "0.05", "-rating-sd", "300")
+		"-leave-share", "0.1", "-drop-share", "0.05")
 	start := time.Now()
 	res := run(context.Background(), cfg, io.Discard, false)
 	rep := &res.report
