@@ -25,7 +25,7 @@ func (l *matchLog) Matched(r matchd.Room, _ [2]time.Duration) {
 	defer l.mu.Unlock()
 	l.rooms = append(l.rooms, r)
 }
-func (*matchLog) RoomFailed(error)           {}
+func (*matchLog) RoomFailed(error)         {}
 func (*matchLog) Swept(time.Duration, int) {}
 
 func (l *matchLog) take() []matchd.Room {
