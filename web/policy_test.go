@@ -3,10 +3,14 @@ package web_test
 import (
 	"context"
 	"net/http"
+	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/matchd/matchd"
+	"github.com/matchd/matchd/questions"
 	"github.com/matchd/matchd/web"
 )
 
@@ -126,4 +130,25 @@ type storedRatings map[string]float64
 func (s storedRatings) Rating(_ context.Context, player string) (float64, bool, error) {
 	r, ok := s[player]
 	return r, ok, nil
+}
+
+// TestLobbyTopicsAreTheBanks: the lobby's topic checkboxes offer exactly
+// the question bank's topics, so a player can pick every topic and no
+// choice is refused.
+func TestLobbyTopicsAreTheBanks(t *testing.T) {
+	page, err := os.ReadFile("static/index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offered []string
+	for _, m := range regexp.MustCompile(`name="topics" value="([a-z_]+)"`).FindAllSubmatch(page, -1) {
+		offered = append(offered, string(m[1]))
+	}
+	bank, err := questions.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(offered, bank.Topics()) {
+		t.Errorf("lobby offers topics %v, the bank has %v", offered, bank.Topics())
+	}
 }
