@@ -27,10 +27,7 @@ type hook struct{ observe CommandObserver }
 // EVAL fallback) to its file name. Read-only after package init.
 var scriptNames = func() map[string]string {
 	m := make(map[string]string)
-	for name, src := range map[string]string{
-		"join.lua": joinSrc, "match.lua": matchSrc, "leave.lua": leaveSrc, "lease.lua": leaseSrc,
-		"sweep.lua": sweepSrc, "peek.lua": peekSrc, "window.lua": windowSrc,
-	} {
+	for name, src := range scriptSources {
 		m[goredis.NewScript(src).Hash()] = name
 		m[src] = name
 	}

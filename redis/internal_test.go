@@ -26,16 +26,3 @@ func TestEventJSONIsTheEvent(t *testing.T) {
 		t.Errorf("eventJSON differs from the event (-want +got):\\n%s", diff)
 	}
 }
-
-func TestLeadingSeq(t *testing.T) {
-	for raw, want := range map[string]uint64{
-		`{"seq":42,"joined_at":1,"attrs":{}}`: 42,
-		`{"seq":7}`:                           0, // no comma: not join.lua's form
-		`{"joined_at":1,"seq":3}`:             0,
-		``:                                    0,
-	} {
-		if got := leadingSeq(raw); got != want {
-			t.Errorf("leadingSeq(%q) = %d, want %d", raw, got, want)
-		}
-	}
-}

@@ -8,10 +8,11 @@
 --        {"removed"}        the ticket was removed
 --        {"absent"}         no ticket, or one another instance owns
 --
--- Why it is safe: the assignment check and the removal are one atomic
--- step, so a leave and a match of the same player never both succeed: the
--- match script removes the ticket in the same step as it writes the
--- assignment, and whichever script runs first wins.
+-- Why it is safe: the assignment check and the removal (from the queue
+-- and every index) are one atomic step, so a leave and a match of the
+-- same player never both succeed: the match script removes the ticket in
+-- the same step as it writes the assignment, and whichever script runs
+-- first wins.
 local player = ARGV[1]
 
 local room = redis.call('GET', KEYS[4])
@@ -21,14 +22,8 @@ end
 if not redis.call('ZSCORE', KEYS[1], player) then
   return {'absent'}
 end
-local owner = redis.call('HGET', KEYS[3], player)
-if ARGV[2] ~= '' and owner ~= ARGV[2] then
+if ARGV[2] ~= '' and redis.call('HGET', KEYS[3], player) ~= ARGV[2] then
   return {'absent'}
 end
-redis.call('ZREM', KEYS[1], player)
-redis.call('HDEL', KEYS[2], player)
-redis.call('HDEL', KEYS[3], player)
-if owner then
-  redis.call('SREM', ARGV[3] .. 'owned:' .. owner, player)
-end
+remove(ARGV[3], player)
 return {'removed'}

@@ -87,3 +87,36 @@ func TestLimiterConformance(t *testing.T) {
 		return redis.NewLimiter(client, fmt.Sprintf("conf%d", n), w)
 	})
 }
+
+// policyFactory returns policy backends on client, each on a pool and
+// channel of its own.
+func policyFactory(client goredis.UniversalClient) matchdtest.PolicyFactory {
+	n := 0
+	return func(t *testing.T, cfg matchdtest.PolicyConfig) matchd.Matchmaker {
+		n++
+		pool := fmt.Sprintf("policy%d", n)
+		b := redis.New(redis.Config{
+			Client:     client,
+			Rooms:      cfg.Rooms,
+			Policy:     &cfg.Policy,
+			Clock:      cfg.Clock,
+			Pool:       pool,
+			Channel:    "match_channel:" + pool,
+			RetryMin:   5 * time.Millisecond,
+			RetryMax:   20 * time.Millisecond,
+			MatchEvery: 50 * time.Millisecond,
+		})
+		t.Cleanup(func() { b.Close() })
+		return b
+	}
+}
+
+func TestPolicy(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	matchdtest.RunPolicy(t, policyFactory(srv.Client(t)))
+}
+
+func TestPolicyCluster(t *testing.T) {
+	cluster := redistest.StartCluster(t, 3)
+	matchdtest.RunPolicy(t, policyFactory(cluster.Client(t)))
+}

@@ -3,7 +3,7 @@
 --
 -- KEYS[1] leases  KEYS[2] queue  KEYS[3] tickets  KEYS[4] owners
 -- KEYS[5] rooms (the index of live rooms; expired entries are pruned here)
--- ARGV[1] prefix of the pool's keys, for owned:<instance>
+-- ARGV[1] prefix of the pool's keys, for owned:<instance> and the indexes
 -- ARGV[2] at most this many dead instances per call
 --
 -- Reply: the number of tickets removed.
@@ -11,18 +11,16 @@
 -- Why it is safe: a ticket is removed only while the dead instance still
 -- owns it; a player who re-joined through a live instance took the ticket
 -- over (join.lua) and keeps it, and their place. Any number of instances
--- may sweep at once: the script is atomic and idempotent.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- may sweep at once: the script is atomic and idempotent. Leases and the
+-- rooms index are judged by the server's TIME.
+local now = server_ms()
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
 local removed = 0
 for _, inst in ipairs(dead) do
   local owned = ARGV[1] .. 'owned:' .. inst
   for _, p in ipairs(redis.call('SMEMBERS', owned)) do
     if redis.call('HGET', KEYS[4], p) == inst then
-      redis.call('ZREM', KEYS[2], p)
-      redis.call('HDEL', KEYS[3], p)
-      redis.call('HDEL', KEYS[4], p)
+      remove(ARGV[1], p)
       removed = removed + 1
     end
   end

@@ -303,6 +303,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- stri
 		backend = redis.New(redis.Config{
 			Client:   client,
 			Rooms:    rooms,
+			Policy:   &cfg.policy,
 			Channel:  cfg.redisChannel,
 			Instance: instance,
 			Observer: m,

@@ -1,0 +1,193 @@
+-- lib.lua: helpers shared by the scripts that keep a pool's policy
+-- indexes. scripts.go puts this file in front of each of those scripts,
+-- so every script stays one self-contained, atomic EVAL.
+--
+-- Index of the waiting tickets of a pool (prefix "matchd:{pool}:"):
+--   buckets             HASH bucket -> number of waiting tickets in it
+--   bands:<bucket>      ZSET band -> band: the rating bands of the bucket that hold tickets
+--   band:<bucket>:<n>   ZSET player -> rank (-priority * 2^40 + seq): best first
+--   at                  HASH player -> "<bucket>#<band>", where the player is indexed
+--   wake                ZSET player -> when the player's rules widen next (ms)
+-- A bucket is the ticket's must-equal preferences joined by "|" (a field
+-- the policy does not compare, or the player did not state, is empty);
+-- a band is floor(rating / 50). Go computes both; Lua only files and finds.
+--
+-- History (kept for the policy's history window, per player):
+--   hist:<player>  ZSET partner -> when they were matched (ms)
+--   seen:<player>  ZSET question id -> when the player had it (ms)
+
+-- now_ms returns the policy's clock: ARGV's value when the backend has a
+-- Clock (tests), else the server's TIME, one clock for all instances.
+local function now_ms(arg)
+  if arg ~= nil and arg ~= '' then
+    return tonumber(arg)
+  end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- server_ms is the server's TIME, for what Redis itself expires (rooms).
+local function server_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- int formats a whole number exactly (tostring keeps only 14 digits).
+local function int(n)
+  return string.format('%.0f', n)
+end
+
+local function split(s)
+  local out = {}
+  for f in (s .. '|'):gmatch('([^|]*)|') do
+    out[#out + 1] = f
+  end
+  return out
+end
+
+-- buckets_fit: the index's filter, a superset of what the policy allows:
+-- two buckets can hold partners when each field is equal or empty on one
+-- side ("equal when both state it"). Go still checks Policy.Fits.
+local function buckets_fit(a, b)
+  for i = 1, math.max(#a, #b) do
+    local x, y = a[i] or '', b[i] or ''
+    if x ~= '' and y ~= '' and x ~= y then
+      return false
+    end
+  end
+  return true
+end
+
+-- rank orders a band: higher priority first, then the older ticket.
+local function rank(seq, prio)
+  return int(tonumber(seq) - tonumber(prio) * 1099511627776)
+end
+
+local function index(prefix, player, bucket, band, rank_)
+  redis.call('ZADD', prefix .. 'band:' .. bucket .. ':' .. band, rank_, player)
+  redis.call('ZADD', prefix .. 'bands:' .. bucket, band, band)
+  redis.call('HINCRBY', prefix .. 'buckets', bucket, 1)
+  redis.call('HSET', prefix .. 'at', player, bucket .. '#' .. band)
+end
+
+local function unindex(prefix, player)
+  redis.call('ZREM', prefix .. 'wake', player)
+  local at = redis.call('HGET', prefix .. 'at', player)
+  if not at then
+    return
+  end
+  local bucket, band = at:match('^(.*)#(-?%d+)$')
+  local key = prefix .. 'band:' .. bucket .. ':' .. band
+  redis.call('ZREM', key, player)
+  if redis.call('ZCARD', key) == 0 then
+    redis.call('ZREM', prefix .. 'bands:' .. bucket, band)
+  end
+  if redis.call('HINCRBY', prefix .. 'buckets', bucket, -1) <= 0 then
+    redis.call('HDEL', prefix .. 'buckets', bucket)
+  end
+  redis.call('HDEL', prefix .. 'at', player)
+end
+
+-- remove takes every trace of player's waiting ticket out of the pool.
+local function remove(prefix, player)
+  unindex(prefix, player)
+  redis.call('ZREM', prefix .. 'queue', player)
+  redis.call('HDEL', prefix .. 'tickets', player)
+  local owner = redis.call('HGET', prefix .. 'owners', player)
+  if owner then
+    redis.call('HDEL', prefix .. 'owners', player)
+    redis.call('SREM', prefix .. 'owned:' .. owner, player)
+  end
+end
+
+-- recent returns the JSON array [id, ms, …] of a history ZSET's entries
+-- since since (ms); "[]" when window is 0.
+local function recent(key, now, window)
+  if tonumber(window) <= 0 then
+    return '[]'
+  end
+  local r = redis.call('ZRANGEBYSCORE', key, int(now - tonumber(window)), '+inf', 'WITHSCORES')
+  local parts = {}
+  for i = 1, #r, 2 do
+    parts[#parts + 1] = cjson.encode(r[i])
+    parts[#parts + 1] = r[i + 1]
+  end
+  return '[' .. table.concat(parts, ',') .. ']'
+end
+
+-- record is a ticket's JSON in the tickets hash. It carries the player's
+-- recent partners and questions as of the ticket's creation: they change
+-- only when the player is matched, which ends the ticket.
+local function record(prefix, player, seq, joined, attrs, now, rematch, repeat_)
+  return '{"seq":' .. seq .. ',"joined_at":' .. int(joined) .. ',"attrs":' .. attrs ..
+    ',"hist":' .. recent(prefix .. 'hist:' .. player, now, rematch) ..
+    ',"seen":' .. recent(prefix .. 'seen:' .. player, now, repeat_) .. '}'
+end
+
+-- gather appends to out, as (id, ticket JSON) pairs, the best-ranked
+-- tickets other than player's: up to per_band from each band within reach
+-- bands of band (reach < 0: every band) of every bucket that can fit
+-- bucket, nearest bands first, at most max in all (so a cap drops the
+-- farthest ratings, the least likely to fit). Bounded: it reads indexes,
+-- never scans tickets. cache, when given, keeps the bands' heads across
+-- the calls of one script (a claim's tickets share bands); known, when
+-- given, is called with (id) to say whether a ticket's JSON is already
+-- known to the caller, who then gets its id with a false record.
+local function gather(prefix, player, bucket, band, reach, per_band, max, out, cache, known)
+  local want = split(bucket)
+  local lo, hi = '-inf', '+inf'
+  if reach >= 0 then
+    lo, hi = band - reach, band + reach
+  end
+  local bands = {}
+  for _, bk in ipairs(redis.call('HKEYS', prefix .. 'buckets')) do
+    if buckets_fit(want, split(bk)) then
+      for _, bd in ipairs(redis.call('ZRANGEBYSCORE', prefix .. 'bands:' .. bk, lo, hi)) do
+        bands[#bands + 1] = {math.abs(tonumber(bd) - band), prefix .. 'band:' .. bk .. ':' .. bd}
+      end
+    end
+  end
+  table.sort(bands, function(x, y) return x[1] < y[1] end)
+  local ids = {}
+  for _, b in ipairs(bands) do
+    if #ids >= max then
+      break
+    end
+    local n = 0
+    local head = cache and cache[b[2]]
+    if not head then
+      head = redis.call('ZRANGE', b[2], 0, per_band)
+      if cache then
+        cache[b[2]] = head
+      end
+    end
+    for _, id in ipairs(head) do
+      if id ~= player and n < per_band and #ids < max then
+        ids[#ids + 1] = id
+        n = n + 1
+      end
+    end
+  end
+  local fetch = ids
+  if known then
+    fetch = {}
+    for _, id in ipairs(ids) do
+      if known(id) then
+        out[#out + 1] = id
+        out[#out + 1] = false
+      else
+        fetch[#fetch + 1] = id
+      end
+    end
+  end
+  if #fetch > 0 then
+    local recs = redis.call('HMGET', prefix .. 'tickets', unpack(fetch))
+    for i = 1, #fetch do
+      if recs[i] then
+        out[#out + 1] = fetch[i]
+        out[#out + 1] = recs[i]
+      end
+    end
+  end
+  return out
+end

@@ -1,0 +1,113 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/matchd/matchd"
+)
+
+// PoolSize implements matchd.Matchmaker: the waiting tickets of the
+// buckets that fit p's, summed from the bucket counts in one script.
+func (b *Backend) PoolSize(ctx context.Context, p matchd.Preferences) (int, error) {
+	n, err := poolSizeScript.Run(ctx, b.c, []string{b.k.buckets}, b.bucket(p)).Int()
+	return n, unavailable(err)
+}
+
+// Release implements matchd.Matchmaker.
+func (b *Backend) Release(ctx context.Context, matchID string) error {
+	n, err := releaseScript.Run(ctx, b.c, []string{b.k.room(matchID)}, b.k.prefix, matchID).Int()
+	if err != nil {
+		return unavailable(err)
+	}
+	if n == 0 {
+		return matchd.Errorf(matchd.ENotFound, "no such match")
+	}
+	return nil
+}
+
+// Requeue implements matchd.Matchmaker. It reads the ticket the player
+// was matched by (kept with the room), raises its priority and hands it to
+// requeue.lua, which restores it only if it is still the one read and the
+// player's assignment is still matchID; then it matches the player as a
+// join would.
+func (b *Backend) Requeue(ctx context.Context, matchID, player, owner string, boost int) (matchd.JoinResult, error) {
+	if owner == "" {
+		owner = b.cfg.Instance
+	}
+	k := b.k
+	for range 3 {
+		raw, err := b.c.HGet(ctx, k.matched(matchID), player).Result()
+		if errors.Is(err, goredis.Nil) {
+			return matchd.JoinResult{}, matchd.Errorf(matchd.ENotFound, "no such match")
+		}
+		if err != nil {
+			return matchd.JoinResult{}, unavailable(err)
+		}
+		var rec ticketRecord
+		if err := json.Unmarshal([]byte(raw), &rec); err != nil {
+			return matchd.JoinResult{}, fmt.Errorf("matched ticket of %s: %w", player, err)
+		}
+		attrs := rec.Attrs
+		attrs.Priority += boost
+		attrsJSON, err := json.Marshal(attrs)
+		if err != nil {
+			return matchd.JoinResult{}, err
+		}
+		reply, err := requeueScript.Run(ctx, b.c,
+			[]string{k.queue, k.tickets, k.owners, k.assign(player), k.owned(owner), k.room(matchID), k.matched(matchID)},
+			player, owner, attrsJSON, k.prefix, b.nowArg(), b.bucket(attrs.Prefs), bandOf(attrs.Rating), rankOf(attrs.Priority),
+			matchID, raw, b.reach, b.cfg.PerBand, b.cfg.Candidates, b.policy.NoRematch.Milliseconds(), b.policy.NoRepeat.Milliseconds()).Slice()
+		if err != nil {
+			return matchd.JoinResult{}, unavailable(err)
+		}
+		switch status(reply) {
+		case "notfound":
+			return matchd.JoinResult{}, matchd.Errorf(matchd.ENotFound, "no such match")
+		case "matched":
+			room, err := decodeRoom(reply[1])
+			return matchd.JoinResult{Room: room}, err
+		case "queued", "absent":
+			return matchd.JoinResult{QueueSize: int(toInt(reply[1]))}, nil
+		case "stale":
+			continue
+		case "added":
+			return b.added(ctx, player, reply)
+		default:
+			return matchd.JoinResult{}, fmt.Errorf("requeue.lua: unexpected reply %v", reply)
+		}
+	}
+	return matchd.JoinResult{}, fmt.Errorf("requeue of %s: the matched ticket keeps changing", player)
+}
+
+// added finishes a join or requeue whose script replied {"added", size,
+// now, seq, record, candidates…}: it matches the new ticket with its best
+// candidate at once.
+func (b *Backend) added(ctx context.Context, player string, reply []any) (matchd.JoinResult, error) {
+	size, now := int(toInt(reply[1])), time.UnixMilli(toInt(reply[2]))
+	raw, _ := reply[4].(string)
+	me, err := b.decodeWaiter(player, raw, now)
+	if err != nil {
+		return matchd.JoinResult{}, err
+	}
+	cands, err := b.decodeWaiters(reply[5:], now)
+	if err != nil {
+		return matchd.JoinResult{}, err
+	}
+	res := matchd.JoinResult{Added: true, QueueSize: size}
+	room, size, err := b.settle(ctx, me, now, cands, size)
+	if err != nil {
+		// The ticket is in; its wake (or the next join that fits it)
+		// matches it.
+		b.cfg.Logger.Warn("matching after join failed", "err", err)
+		b.poke()
+		return res, nil
+	}
+	res.Room, res.QueueSize = room, size
+	return res, nil
+}

@@ -1,0 +1,622 @@
+package redis
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/matchd/matchd"
+)
+
+// How the Redis backend applies the matching policy. The policy itself is
+// Go (matchd.Policy.Fits and Widens); Redis keeps indexes and commits:
+//
+//   - A script that adds a ticket (join.lua, requeue.lua) files it in its
+//     bucket's rating band and, in the same atomic step, gathers the
+//     candidates for a partner: a bounded number of the best-ranked tickets
+//     of each band within the policy's widest rating reach, in every bucket
+//     whose stated values can fit. Of two players joining at once, the
+//     later one's script sees the earlier, so no pair is missed.
+//   - Go keeps the candidates that satisfy Policy.Fits (with the history
+//     the tickets carry) and takes the best: highest priority, then the
+//     oldest. It makes the room (with both players' recent questions in
+//     Ticket.Seen) and commits with match.lua, which writes only if both
+//     tickets are unchanged. A lost commit means another instance made
+//     progress; the ticket is searched again (search.lua).
+//   - Each ticket has a wake time, when its rules widen next
+//     (Policy.Widens). A sweep claims due tickets with claim.lua, which
+//     moves their wake past a lease so concurrent sweeps of other
+//     instances skip them, matches them in batches, and sets their next
+//     wake with rewake.lua.
+
+// bandWidth is the rating span of one band of the index (as in matchd.Pool).
+const bandWidth = 50
+
+// rankPriority bounds the priority that orders a band (the index's rank
+// is -priority·2⁴⁰ + seq, exact in a float64 within these bounds). The
+// ticket keeps its real priority; only the index's order saturates.
+const rankPriority = 4096
+
+// ticketRecord is the JSON of a ticket in the tickets hash; the scripts
+// write it around the attrs that Go encodes, with the player's history as
+// of the ticket's creation.
+type ticketRecord struct {
+	Seq      uint64      `json:"seq"`
+	JoinedAt int64       `json:"joined_at"` // ms, policy clock
+	Attrs    ticketAttrs `json:"attrs"`
+	Hist     []any       `json:"hist"` // partner, ms, partner, ms, …
+	Seen     []any       `json:"seen"` // question id, ms, …
+}
+
+type ticketAttrs struct {
+	Rating   float64            `json:"rating"`
+	Priority int                `json:"priority"`
+	Prefs    matchd.Preferences `json:"prefs"`
+}
+
+// waiter is a waiting ticket as a script returned it, with the partners
+// its player had within the no-rematch window.
+type waiter struct {
+	matchd.Ticket
+	partners map[string]bool
+}
+
+// decodeWaiter decodes a ticket record. Ticket.Seen gets the questions the
+// player had within the no-repeat window before now.
+func (b *Backend) decodeWaiter(player, raw string, now time.Time) (waiter, error) {
+	var rec ticketRecord
+	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
+		return waiter{}, fmt.Errorf("ticket of %s: %w", player, err)
+	}
+	w := waiter{Ticket: matchd.Ticket{
+		PlayerID: player,
+		Seq:      rec.Seq,
+		JoinedAt: time.UnixMilli(rec.JoinedAt),
+		Rating:   rec.Attrs.Rating,
+		Priority: rec.Attrs.Priority,
+		Prefs:    rec.Attrs.Prefs,
+	}}
+	within := func(entries []any, window time.Duration, add func(id string)) {
+		for i := 0; i+1 < len(entries); i += 2 {
+			id, _ := entries[i].(string)
+			ms, _ := entries[i+1].(float64)
+			if now.Sub(time.UnixMilli(int64(ms))) < window {
+				add(id)
+			}
+		}
+	}
+	within(rec.Hist, b.policy.NoRematch, func(id string) {
+		if w.partners == nil {
+			w.partners = make(map[string]bool)
+		}
+		w.partners[id] = true
+	})
+	within(rec.Seen, b.policy.NoRepeat, func(id string) { w.Seen = append(w.Seen, id) })
+	return w, nil
+}
+
+// decodeWaiters decodes the (player, ticket JSON) pairs a script returns.
+func (b *Backend) decodeWaiters(flat []any, now time.Time) ([]waiter, error) {
+	out := make([]waiter, 0, len(flat)/2)
+	for i := 0; i+1 < len(flat); i += 2 {
+		player, _ := flat[i].(string)
+		raw, _ := flat[i+1].(string)
+		w, err := b.decodeWaiter(player, raw, now)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, w)
+	}
+	return out, nil
+}
+
+// bucket is the index bucket of preferences p: the policy's must-equal
+// fields, in a fixed order, joined by "|"; a field the policy does not
+// compare is empty, as is one the player did not state. lib.lua treats an
+// empty field as fitting any value.
+func (b *Backend) bucket(p matchd.Preferences) string {
+	var f [4]string
+	for _, field := range b.policy.MustEqual {
+		switch field {
+		case "difficulty":
+			f[0] = p.Difficulty
+		case "duration":
+			if p.Duration != 0 {
+				f[1] = strconv.Itoa(p.Duration)
+			}
+		case "language":
+			f[2] = p.Language
+		case "region":
+			f[3] = p.Region
+		}
+	}
+	for i := range f {
+		f[i] = bucketUnsafe.Replace(f[i])
+	}
+	return strings.Join(f[:], "|")
+}
+
+// bucketUnsafe drops the characters that separate a bucket's fields and
+// its band in the index; valid preferences never contain them.
+var bucketUnsafe = strings.NewReplacer("|", "", "#", "")
+
+// bandOf is the rating band of the index.
+func bandOf(rating float64) int { return int(math.Floor(rating / bandWidth)) }
+
+// reach is how many bands either side of a ticket's band can hold a
+// partner: |Δrating| ≤ max tolerance puts the partner within
+// ceil(max/50) bands. -1: every band (no rating rule).
+func reach(p matchd.Policy) int {
+	if math.IsInf(p.Rating.Max, 1) || p.Rating.Max > 1e9 {
+		return -1
+	}
+	return int(math.Ceil(p.Rating.Max / bandWidth))
+}
+
+func rankOf(priority int) int { return min(max(priority, -rankPriority), rankPriority) }
+
+// firstWiden is how long after joining a ticket's rules first widen
+// (Policy.Widens of a fresh ticket), in ms; -1 when they never do.
+func firstWiden(p matchd.Policy) int64 {
+	t0 := time.UnixMilli(0)
+	w := p.Widens(&matchd.Ticket{JoinedAt: t0}, t0)
+	if w.IsZero() {
+		return -1
+	}
+	return w.Sub(t0).Milliseconds()
+}
+
+// nowArg is the policy's time for a script: the configured clock's, or ""
+// for the Redis server's TIME.
+func (b *Backend) nowArg() string {
+	if b.cfg.Clock == nil {
+		return ""
+	}
+	return strconv.FormatInt(b.cfg.Clock.Now().UnixMilli(), 10)
+}
+
+// recent reports whether a and b were matched with each other within the
+// no-rematch window; either ticket's history tells.
+func recent(a, b *waiter) bool { return a.partners[b.PlayerID] || b.partners[a.PlayerID] }
+
+// best returns the index in cands of me's best partner at now: of those
+// the policy lets me pair with, the highest priority, then the oldest
+// ticket; -1 if none. Players for which skip is true are passed over;
+// skipped is the first of them that would have fitted, or "".
+func (b *Backend) best(me *waiter, cands []waiter, now time.Time, skip func(player string) bool) (i int, skipped string) {
+	i = -1
+	for j := range cands {
+		c := &cands[j]
+		if c.PlayerID == me.PlayerID || !b.policy.Fits(&me.Ticket, &c.Ticket, now, recent(me, c)) {
+			continue
+		}
+		if skip != nil && skip(c.PlayerID) {
+			if skipped == "" {
+				skipped = c.PlayerID
+			}
+			continue
+		}
+		if i < 0 || better(&c.Ticket, &cands[i].Ticket) {
+			i = j
+		}
+	}
+	return i, skipped
+}
+
+// inFlightLocked reports whether this instance is committing a match for
+// player. Call it with mu held.
+func (b *Backend) inFlightLocked(player string) bool { return b.inflight[player] != nil }
+
+// reserveLocked marks players in flight and returns the channel that
+// unreserve closes. Call it with mu held.
+func (b *Backend) reserveLocked(players ...string) chan struct{} {
+	done := make(chan struct{})
+	for _, p := range players {
+		b.inflight[p] = done
+	}
+	return done
+}
+
+// unreserve ends the flight of players (reserved with done) and wakes
+// whoever waits for it.
+func (b *Backend) unreserve(done chan struct{}, players ...string) {
+	b.mu.Lock()
+	for _, p := range players {
+		if b.inflight[p] == done {
+			delete(b.inflight, p)
+		}
+	}
+	b.mu.Unlock()
+	close(done)
+}
+
+// better orders partners: higher priority first, then the older ticket.
+func better(a, b *matchd.Ticket) bool {
+	return a.Priority > b.Priority || a.Priority == b.Priority && a.Seq < b.Seq
+}
+
+// pairOf orders a pair as rooms name it: the older ticket is player 1.
+func pairOf(a, b matchd.Ticket) [2]matchd.Ticket {
+	if b.Seq < a.Seq {
+		a, b = b, a
+	}
+	return [2]matchd.Ticket{a, b}
+}
+
+// maxSettle bounds how often one join searches again after losing a
+// commit or waiting for one. Each loss means another instance matched
+// someone, so the bound is only a guard; a ticket that reaches it is left
+// to the sweep.
+const maxSettle = 64
+
+// settle matches me, a ticket that was just added or requeued, with its
+// best candidate, and returns the room (nil if it still waits) and the
+// queue size last seen.
+//
+// Concurrent settles and sweeps of this instance do not race for one
+// partner: the pair being committed is in flight, and others choose among
+// the rest. A settle whose own player is in flight (another join chose
+// it), or whose only fitting candidates are, waits for that commit and
+// searches again: it has either been matched, or its partner is free.
+// That others choose around a pair in flight is the one way in which
+// concurrency can give a player its second-best partner: only if that
+// commit then loses to another instance.
+func (b *Backend) settle(ctx context.Context, me waiter, now time.Time, cands []waiter, size int) (*matchd.Room, int, error) {
+	for attempt := 0; ; attempt++ {
+		var pair [2]matchd.Ticket
+		var done, wait chan struct{}
+		b.mu.Lock()
+		if wait = b.inflight[me.PlayerID]; wait == nil {
+			i, skipped := b.best(&me, cands, now, b.inFlightLocked)
+			switch {
+			case i >= 0:
+				pair = pairOf(me.Ticket, cands[i].Ticket)
+				done = b.reserveLocked(me.PlayerID, cands[i].PlayerID)
+			case skipped != "":
+				wait = b.inflight[skipped]
+			}
+		}
+		b.mu.Unlock()
+		switch {
+		case done != nil:
+			room, ok, n, err := b.tryPair(ctx, pair, now)
+			b.unreserve(done, pair[0].PlayerID, pair[1].PlayerID)
+			if err != nil || ok {
+				return room, n, err
+			}
+			if n >= 0 {
+				size = n
+			} else {
+				return nil, size, nil // the room failed; the retry takes over
+			}
+		case wait != nil:
+			select {
+			case <-wait:
+			case <-ctx.Done():
+				return nil, size, ctx.Err()
+			}
+		default:
+			return nil, size, nil // nobody fits
+		}
+		if attempt >= maxSettle {
+			b.rewake(ctx, []wakeAt{{me.Ticket, now}})
+			b.poke()
+			return nil, size, nil
+		}
+		reply, err := searchScript.Run(ctx, b.c, []string{b.k.queue, b.k.tickets, b.k.assign(me.PlayerID)},
+			me.PlayerID, b.k.prefix, b.nowArg(), b.reach, b.cfg.PerBand, b.cfg.Candidates).Slice()
+		if err != nil {
+			return nil, size, unavailable(err)
+		}
+		switch status(reply) {
+		case "matched":
+			room, err := decodeRoom(reply[1])
+			return room, size, err
+		case "queued":
+			size, now = int(toInt(reply[1])), time.UnixMilli(toInt(reply[2]))
+			raw, _ := reply[3].(string)
+			if me, err = b.decodeWaiter(me.PlayerID, raw, now); err != nil {
+				return nil, size, err
+			}
+			if cands, err = b.decodeWaiters(reply[4:], now); err != nil {
+				return nil, size, err
+			}
+		default: // left meanwhile
+			return nil, size, nil
+		}
+	}
+}
+
+// tryPair makes the room of pair and commits it. ok reports the commit;
+// size is the queue size after it, or -1 when the room could not be made
+// (nothing was written; a retry is scheduled).
+func (b *Backend) tryPair(ctx context.Context, pair [2]matchd.Ticket, now time.Time) (room *matchd.Room, ok bool, size int, err error) {
+	r, err := b.cfg.Rooms.MakeRoom(ctx, pair[0], pair[1])
+	if err != nil {
+		b.roomFailed(ctx, err, pair[:])
+		return nil, false, -1, nil
+	}
+	committed, size, err := b.commit(ctx, [][2]matchd.Ticket{pair}, []matchd.Room{r}, now)
+	if err != nil {
+		return nil, false, size, err
+	}
+	return &r, committed[0], size, nil
+}
+
+// commit runs match.lua for pairs (each with its room) and reports which
+// were committed and the queue size after. A pair whose ticket changed
+// since it was read (another instance matched it, or the player left) is
+// not committed and nothing is written for it.
+func (b *Backend) commit(ctx context.Context, pairs [][2]matchd.Ticket, rooms []matchd.Room, now time.Time) ([]bool, int, error) {
+	k := b.k
+	keys := make([]string, 0, 4+3*len(pairs))
+	keys = append(keys, k.queue, k.tickets, k.owners, k.rooms)
+	args := make([]any, 0, 5+8*len(pairs))
+	args = append(args, b.cfg.RoomTTL.Milliseconds(), b.cfg.Channel, k.prefix, b.nowArg(), b.policy.History().Milliseconds())
+	for i, p := range pairs {
+		roomJSON, err := json.Marshal(rooms[i])
+		if err != nil {
+			return nil, 0, err
+		}
+		keys = append(keys, k.assign(p[0].PlayerID), k.assign(p[1].PlayerID), k.room(rooms[i].MatchID))
+		args = append(args, p[0].PlayerID, strconv.FormatUint(p[0].Seq, 10), p[1].PlayerID, strconv.FormatUint(p[1].Seq, 10),
+			roomJSON, eventJSON(rooms[i], roomJSON), rooms[i].MatchID, rooms[i].QuestionID)
+	}
+	reply, err := matchScript.Run(ctx, b.c, keys, args...).Slice()
+	if err != nil {
+		return nil, 0, unavailable(err)
+	}
+	committed, _ := reply[1].([]any)
+	if len(committed) != len(pairs) {
+		return nil, 0, fmt.Errorf("match.lua: %d results for %d pairs", len(committed), len(pairs))
+	}
+	ok := make([]bool, len(pairs))
+	for i, c := range committed {
+		ok[i] = toInt(c) == 1
+		if ok[i] {
+			p := pairs[i]
+			b.cfg.Observer.Matched(rooms[i], [2]time.Duration{now.Sub(p[0].JoinedAt), now.Sub(p[1].JoinedAt)})
+			b.resetBackoff()
+		}
+	}
+	return ok, int(toInt(reply[0])), nil
+}
+
+// roomFailed handles a room that could not be made: nothing was
+// committed, so both players keep their tickets and places. The tickets
+// that were looking are made due at once and a retry is scheduled, which
+// wakes the sweeper after a backoff.
+func (b *Backend) roomFailed(ctx context.Context, err error, looking []matchd.Ticket) {
+	b.cfg.Observer.RoomFailed(err)
+	b.cfg.Logger.Warn("room creation failed; pair stays queued", "err", err)
+	due := make([]wakeAt, len(looking))
+	for i, t := range looking {
+		due[i] = wakeAt{t, t.JoinedAt.Add(-time.Millisecond)} // long due
+	}
+	b.rewake(ctx, due)
+	b.scheduleRetry()
+}
+
+// wakeAt is when a sweep should look at a ticket again; zero: never.
+type wakeAt struct {
+	t  matchd.Ticket
+	at time.Time
+}
+
+// rewake sets the wake times of tickets, each only while its player still
+// waits with that ticket. A failure is logged, not returned: the claim's
+// lease makes the ticket due again anyway.
+func (b *Backend) rewake(ctx context.Context, times []wakeAt) {
+	if len(times) == 0 {
+		return
+	}
+	args := make([]any, 0, 3*len(times))
+	for _, w := range times {
+		at := int64(-1)
+		if !w.at.IsZero() {
+			at = w.at.UnixMilli()
+		}
+		args = append(args, w.t.PlayerID, strconv.FormatUint(w.t.Seq, 10), at)
+	}
+	if err := rewakeScript.Run(ctx, b.c, []string{b.k.queue, b.k.wake}, args...).Err(); err != nil && b.ctx.Err() == nil {
+		b.cfg.Logger.Warn("setting wake times failed", "err", err)
+	}
+}
+
+// maxSweepRounds bounds the claims of one Sweep call: a sweep goes on
+// while its rounds make progress, and the bound keeps one instance from
+// sweeping forever while others keep the pool busy.
+const maxSweepRounds = 1000
+
+// Sweep implements matchd.Sweeper: it claims the tickets whose rules have
+// widened by now, matches each with its best partner, and schedules their
+// next widening. Sweeps of one instance run one at a time; those of
+// several instances claim disjoint tickets (claim.lua), and every match is
+// committed conditionally, so concurrent sweeps never match a player
+// twice.
+func (b *Backend) Sweep(ctx context.Context) (int, error) {
+	b.sweepMu.Lock()
+	defer b.sweepMu.Unlock()
+	total := 0
+	for range maxSweepRounds {
+		n, again, err := b.sweepRound(ctx)
+		total += n
+		if err != nil || !again {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// sweepRound claims up to 2·Batch due tickets and matches what it can in
+// one match.lua call. again reports whether another round is worth it:
+// this one matched someone (more may be due than one claim takes), or
+// left tickets due because a partner was taken within the round or a
+// commit was lost, which the next round looks at from a fresh read.
+func (b *Backend) sweepRound(ctx context.Context) (matched int, again bool, err error) {
+	k := b.k
+	lease := max(5*b.cfg.MatchEvery, 5*time.Second)
+	reply, err := claimScript.Run(ctx, b.c, []string{k.queue, k.tickets, k.wake},
+		k.prefix, b.nowArg(), 2*b.cfg.Batch, lease.Milliseconds(), b.reach, b.cfg.PerBand, b.cfg.Candidates).Slice()
+	if err != nil {
+		return 0, false, unavailable(err)
+	}
+	now := time.UnixMilli(toInt(reply[0]))
+	players, _ := reply[1].([]any)
+	if len(players) == 0 {
+		return 0, false, nil
+	}
+	candIDs, _ := reply[2].([]any)
+	flat, _ := reply[3].([]any)
+	if len(candIDs) != len(players) {
+		return 0, false, fmt.Errorf("claim.lua: %d candidate lists for %d tickets", len(candIDs), len(players))
+	}
+	named, err := b.decodeWaiters(flat, now)
+	if err != nil {
+		return 0, false, err
+	}
+	byID := make(map[string]waiter, len(named))
+	for _, w := range named {
+		byID[w.PlayerID] = w
+	}
+	type claimed struct {
+		me    waiter
+		cands []waiter
+	}
+	due := make([]claimed, 0, len(players))
+	for i, v := range players {
+		player, _ := v.(string)
+		me, ok := byID[player]
+		if !ok {
+			continue
+		}
+		ids, _ := candIDs[i].([]any)
+		cands := make([]waiter, 0, len(ids))
+		for _, id := range ids {
+			if c, ok := byID[toString(id)]; ok {
+				cands = append(cands, c)
+			}
+		}
+		due = append(due, claimed{me, cands})
+	}
+	// The best tickets choose first, as they would have at their joins.
+	slices.SortFunc(due, func(x, y claimed) int {
+		return cmp.Or(cmp.Compare(y.me.Priority, x.me.Priority), cmp.Compare(x.me.Seq, y.me.Seq))
+	})
+
+	// Each due ticket may also pair with the others claimed with it: they
+	// wait too, and the index may not have offered them (its bound).
+	others := make([]waiter, len(due))
+	for i, d := range due {
+		others[i] = d.me
+	}
+
+	var pairs [][2]matchd.Ticket
+	var rooms []matchd.Room
+	var later []wakeAt
+	soon := func(t matchd.Ticket) { later = append(later, wakeAt{t, now}) }
+	var flights []chan struct{}
+	defer func() {
+		for i, done := range flights {
+			b.unreserve(done, pairs[i][0].PlayerID, pairs[i][1].PlayerID)
+		}
+	}()
+	failed := false
+	for _, d := range due {
+		if failed || len(pairs) == b.cfg.Batch {
+			soon(d.me.Ticket) // left for the next round (or the retry)
+			continue
+		}
+		b.mu.Lock()
+		if b.inFlightLocked(d.me.PlayerID) {
+			b.mu.Unlock()
+			if !slices.ContainsFunc(pairs, func(p [2]matchd.Ticket) bool { return p[0].PlayerID == d.me.PlayerID || p[1].PlayerID == d.me.PlayerID }) {
+				soon(d.me.Ticket) // a join of this instance is matching it
+			}
+			continue
+		}
+		cands := slices.Concat(d.cands, others)
+		i, skipped := b.best(&d.me, cands, now, b.inFlightLocked)
+		if i < 0 {
+			b.mu.Unlock()
+			if skipped != "" {
+				soon(d.me.Ticket)
+			} else {
+				later = append(later, wakeAt{d.me.Ticket, b.policy.Widens(&d.me.Ticket, now)})
+			}
+			continue
+		}
+		p := pairOf(d.me.Ticket, cands[i].Ticket)
+		done := b.reserveLocked(p[0].PlayerID, p[1].PlayerID)
+		b.mu.Unlock()
+		room, err := b.cfg.Rooms.MakeRoom(ctx, p[0], p[1])
+		if err != nil {
+			// No later pair overtakes this one: the rest wait for the
+			// retry, which the failure schedules.
+			b.unreserve(done, p[0].PlayerID, p[1].PlayerID)
+			b.roomFailed(ctx, err, p[:])
+			failed = true
+			continue
+		}
+		pairs = append(pairs, p)
+		rooms = append(rooms, room)
+		flights = append(flights, done)
+	}
+	if len(pairs) > 0 {
+		ok, _, err := b.commit(ctx, pairs, rooms, now)
+		if err != nil {
+			return 0, false, err
+		}
+		for i, p := range pairs {
+			if ok[i] {
+				matched++
+				continue
+			}
+			for _, t := range p {
+				if slices.ContainsFunc(due, func(d claimed) bool { return d.me.PlayerID == t.PlayerID }) {
+					soon(t)
+				}
+			}
+		}
+	}
+	b.rewake(ctx, later)
+	// Go on while rounds make progress or leave tickets due: more may
+	// be due than one claim takes.
+	again = !failed && (matched > 0 || slices.ContainsFunc(later, func(w wakeAt) bool { return w.at.Equal(now) }))
+	return matched, again, nil
+}
+
+// sweeper runs Sweep every MatchEvery, and at once when poked (a retry
+// after a failed room is due, or a join could not finish matching). It
+// waits while a retry is scheduled, so that the retry keeps its backoff.
+func (b *Backend) sweeper() {
+	tick := time.NewTicker(b.cfg.MatchEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-tick.C:
+			if b.retrying() {
+				continue
+			}
+		case <-b.kick:
+		}
+		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+		if _, err := b.Sweep(ctx); err != nil && b.ctx.Err() == nil {
+			b.cfg.Logger.Debug("sweep failed", "err", err)
+		}
+		cancel()
+	}
+}
+
+func toString(v any) string {
+	s, _ := v.(string)
+	return s
+}

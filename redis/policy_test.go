@@ -1,0 +1,104 @@
+package redis_test
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/matchd/matchd"
+	"github.com/matchd/matchd/matchdtest"
+	"github.com/matchd/matchd/questions"
+	"github.com/matchd/matchd/redis"
+	"github.com/matchd/matchd/redistest"
+)
+
+// TestConcurrentSweeps: two instances on one Redis sweep the same pool at
+// once, many times, while every waiting ticket becomes matchable at the
+// same instant (the region rule lapses after 20 s). Claims and
+// conditional commits keep every player in at most one match, and between
+// them the sweeps match everyone.
+func TestConcurrentSweeps(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	client := srv.Client(t)
+	bank, err := questions.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := matchdtest.NewClock()
+	rooms := &matchdtest.RecordingRooms{Rooms: matchd.QuestionRooms{Bank: bank, Clock: clock}}
+	newInstance := func(name string) *redis.Backend {
+		b := redis.New(redis.Config{
+			Client:     client,
+			Rooms:      rooms,
+			Clock:      clock,
+			Pool:       "sweeps",
+			Channel:    "match_channel:sweeps",
+			Instance:   name,
+			MatchEvery: time.Hour, // only the test's sweeps
+			Batch:      4,         // many small claims, so the instances interleave
+		})
+		t.Cleanup(func() { b.Close() })
+		return b
+	}
+	instances := []*redis.Backend{newInstance("a"), newInstance("b")}
+	ctx := t.Context()
+	events, err := instances[0].Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	const players = 200
+	for i := range players {
+		tk := matchd.Ticket{PlayerID: fmt.Sprintf("p%03d", i), Rating: 1500, Prefs: matchd.Preferences{Region: fmt.Sprintf("r%d", i)}}
+		if res, err := instances[i%2].Join(ctx, tk); err != nil || res.Room != nil {
+			t.Fatalf("Join(%s) = %+v, %v; want a waiting ticket (every region differs)", tk.PlayerID, res, err)
+		}
+	}
+	clock.Advance(20 * time.Second)
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	swept := 0
+	for _, b := range instances {
+		for range 3 {
+			wg.Go(func() {
+				n, err := b.Sweep(ctx)
+				if err != nil {
+					t.Errorf("Sweep: %v", err)
+				}
+				mu.Lock()
+				swept += n
+				mu.Unlock()
+			})
+		}
+	}
+	wg.Wait()
+
+	matched := map[string]string{}
+	for len(matched) < players {
+		select {
+		case ev := <-events:
+			for _, p := range ev.Players {
+				if old, dup := matched[p]; dup {
+					t.Fatalf("%s matched twice: %s and %s", p, old, ev.MatchID)
+				}
+				matched[p] = ev.MatchID
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%d of %d players matched; sweeps reported %d matches", len(matched), players, swept)
+		}
+	}
+	if swept != players/2 {
+		t.Errorf("sweeps reported %d matches, want %d", swept, players/2)
+	}
+	if n, _ := instances[1].QueueSize(ctx); n != 0 {
+		t.Errorf("queue size = %d, want 0", n)
+	}
+	select {
+	case ev := <-events:
+		t.Errorf("unexpected extra match %+v", ev)
+	default:
+	}
+	t.Logf("%d matches, %d rooms made (the rest lost a commit to the other instance)", players/2, rooms.Calls())
+}
