@@ -1,8 +1,10 @@
 package matchd
 
 import (
+	"cmp"
 	"container/heap"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -15,7 +17,7 @@ import (
 // and at most candidatesPerBand tickets of each band are checked.
 //
 // Pool is a plain data structure: no locking, no I/O. It is the engine of
-// the policy for the embedded backend (not wired in yet).
+// the policy for the embedded backend.
 type Pool struct {
 	// PerBand bounds the tickets checked in one band in a search (the
 	// oldest first); default candidatesPerBand.
@@ -44,6 +46,7 @@ type bucketKey struct {
 type poolBucket struct {
 	key   bucketKey
 	bands map[int]*band
+	n     int // tickets in the bucket
 }
 
 // band is a doubly linked list of tickets in queue (Seq) order. prioritized
@@ -146,6 +149,7 @@ func (p *Pool) Add(t Ticket, now time.Time) bool {
 	if t.Priority > 0 {
 		l.prioritized++
 	}
+	b.n++
 	p.byID[t.PlayerID] = e
 	if w := p.policy.Widens(&t, now); !w.IsZero() {
 		heap.Push(&p.wake, wakeItem{at: w, player: t.PlayerID, seq: t.Seq})
@@ -160,6 +164,7 @@ func (p *Pool) Remove(player string) bool {
 		return false
 	}
 	delete(p.byID, player)
+	e.bucket.n--
 	l := e.bucket.bands[e.band]
 	if e.t.Priority > 0 {
 		l.prioritized--
@@ -289,4 +294,39 @@ func (h *wakeHeap) Pop() any {
 	x := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return x
+}
+
+// SetOwner sets the owner of player's ticket and reports whether the
+// player has one.
+func (p *Pool) SetOwner(player, owner string) bool {
+	e, ok := p.byID[player]
+	if ok {
+		e.t.Owner = owner
+	}
+	return ok
+}
+
+// Tickets returns every waiting ticket, oldest first. It copies and sorts
+// the whole pool: for operators and retries, not for the matching path.
+func (p *Pool) Tickets() []Ticket {
+	all := make([]Ticket, 0, len(p.byID))
+	for _, e := range p.byID {
+		all = append(all, e.t)
+	}
+	slices.SortFunc(all, func(a, b Ticket) int { return cmp.Compare(a.Seq, b.Seq) })
+	return all
+}
+
+// Count returns the number of waiting tickets in the buckets that a player
+// with preferences prefs could be matched from: those whose must-equal
+// fields fit prefs. It costs one step per bucket.
+func (p *Pool) Count(prefs Preferences) int {
+	want := p.keyOf(&Ticket{Prefs: prefs})
+	n := 0
+	for _, b := range p.buckets {
+		if keysFit(want, b.key) {
+			n += b.n
+		}
+	}
+	return n
 }

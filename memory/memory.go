@@ -3,6 +3,10 @@
 // `go run ./cmd/matchd` works on a bare machine; instances that must share
 // a queue use the Redis backend instead.
 //
+// Waiting tickets live in a matchd.Pool, indexed for the matching policy:
+// a join finds its best partner without scanning the queue, and a sweep
+// looks again at the tickets whose rules have widened.
+//
 // Concurrency: one mutex guards all state. Every operation, including the
 // matching that a join triggers and the room it creates, runs inside it, so
 // each is atomic: no ticket is matched twice, a leave and a match never
@@ -21,6 +25,7 @@ import (
 // Config configures a Backend. Rooms is required; the rest have defaults.
 type Config struct {
 	Rooms    matchd.RoomMaker // creates the room of each pair
+	Policy   *matchd.Policy   // who may be paired; default matchd.DefaultPolicy()
 	Clock    matchd.Clock     // default: the system clock
 	Observer matchd.Observer  // default: none
 	Logger   *slog.Logger     // default: discard
@@ -38,6 +43,11 @@ type Config struct {
 	// falls this far behind is dropped (its channel closed) rather than
 	// allowed to stall matching. Default 1024.
 	EventBuffer int
+
+	// SweepEvery is how often the backend sweeps: it matches the tickets
+	// whose rules have widened since. Default 250 ms, a small delay next
+	// to the policy's 5 s steps; tests on a fake clock call Sweep.
+	SweepEvery time.Duration
 }
 
 // Backend is the embedded Matchmaker. Create it with New; Close it to stop
@@ -45,12 +55,17 @@ type Config struct {
 type Backend struct {
 	cfg Config
 
+	policy matchd.Policy
+	stop   chan struct{} // closed by Close: ends the sweeper
+	done   chan struct{} // closed when the sweeper has returned
+
 	mu          sync.Mutex
-	queue       *matchd.Queue
+	pool        *matchd.Pool
 	seq         uint64
 	rooms       map[string]*storedRoom
 	expiry      []*storedRoom     // rooms in creation order, for expiry
 	assignments map[string]string // player -> match id
+	history     history
 	subs        map[*subscriber]struct{}
 	retry       *time.Timer
 	backoff     time.Duration
@@ -93,13 +108,26 @@ func New(cfg Config) *Backend {
 	if cfg.EventBuffer <= 0 {
 		cfg.EventBuffer = 1024
 	}
-	return &Backend{
+	if cfg.SweepEvery <= 0 {
+		cfg.SweepEvery = 250 * time.Millisecond
+	}
+	policy := matchd.DefaultPolicy()
+	if cfg.Policy != nil {
+		policy = *cfg.Policy
+	}
+	b := &Backend{
 		cfg:         cfg,
-		queue:       matchd.NewQueue(),
+		policy:      policy,
+		stop:        make(chan struct{}),
+		done:        make(chan struct{}),
+		pool:        matchd.NewPool(policy),
 		rooms:       make(map[string]*storedRoom),
 		assignments: make(map[string]string),
+		history:     newHistory(policy),
 		subs:        make(map[*subscriber]struct{}),
 	}
+	go b.sweeper()
+	return b
 }
 
 // Join implements matchd.Matchmaker.
@@ -112,16 +140,16 @@ func (b *Backend) Join(ctx context.Context, t matchd.Ticket) (matchd.JoinResult,
 	now := b.cfg.Clock.Now()
 	b.expireLocked(now)
 	if r := b.assignmentLocked(t.PlayerID); r != nil {
-		return matchd.JoinResult{Room: r, QueueSize: b.queue.Len()}, nil
+		return matchd.JoinResult{Room: r, QueueSize: b.pool.Len()}, nil
 	}
-	if b.queue.Update(t.PlayerID, func(q *matchd.Ticket) { q.Owner = t.Owner }) {
-		return matchd.JoinResult{QueueSize: b.queue.Len()}, nil
+	if b.pool.SetOwner(t.PlayerID, t.Owner) {
+		return matchd.JoinResult{QueueSize: b.pool.Len()}, nil
 	}
 	b.seq++
-	t.Seq, t.JoinedAt = b.seq, now
-	b.queue.Add(t)
-	b.matchLocked(ctx)
-	return matchd.JoinResult{Room: b.assignmentLocked(t.PlayerID), Added: true, QueueSize: b.queue.Len()}, nil
+	t.Seq, t.JoinedAt, t.Seen = b.seq, now, nil
+	b.pool.Add(t, now)
+	b.matchLocked(ctx, []matchd.Ticket{t})
+	return matchd.JoinResult{Room: b.assignmentLocked(t.PlayerID), Added: true, QueueSize: b.pool.Len()}, nil
 }
 
 // Leave implements matchd.Matchmaker.
@@ -134,7 +162,7 @@ func (b *Backend) Leave(_ context.Context, player string) (matchd.LeaveResult, e
 	if r := b.assignmentLocked(player); r != nil {
 		return matchd.LeaveResult{Room: r}, nil
 	}
-	return matchd.LeaveResult{Removed: b.queue.Remove(player)}, nil
+	return matchd.LeaveResult{Removed: b.pool.Remove(player)}, nil
 }
 
 // Drop implements matchd.Matchmaker.
@@ -147,17 +175,17 @@ func (b *Backend) Drop(_ context.Context, player, owner string) (matchd.LeaveRes
 	if r := b.assignmentLocked(player); r != nil {
 		return matchd.LeaveResult{Room: r}, nil
 	}
-	if t, ok := b.queue.Get(player); !ok || t.Owner != owner {
+	if t, ok := b.pool.Get(player); !ok || t.Owner != owner {
 		return matchd.LeaveResult{}, nil
 	}
-	return matchd.LeaveResult{Removed: b.queue.Remove(player)}, nil
+	return matchd.LeaveResult{Removed: b.pool.Remove(player)}, nil
 }
 
 // QueueSize implements matchd.Matchmaker.
 func (b *Backend) QueueSize(context.Context) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.queue.Len(), nil
+	return b.pool.Len(), nil
 }
 
 // Room implements matchd.Matchmaker.
@@ -175,20 +203,7 @@ func (b *Backend) Room(_ context.Context, matchID string) (matchd.Room, error) {
 func (b *Backend) PoolSize(_ context.Context, p matchd.Preferences) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	n := 0
-	for _, t := range b.queue.All() {
-		if samePool(t.Prefs, p) {
-			n++
-		}
-	}
-	return n, nil
-}
-
-// samePool reports whether two players' must-equal preferences fit.
-func samePool(a, b matchd.Preferences) bool {
-	fit := func(x, y string) bool { return x == "" || y == "" || x == y }
-	return fit(a.Difficulty, b.Difficulty) && fit(a.Language, b.Language) &&
-		(a.Duration == 0 || b.Duration == 0 || a.Duration == b.Duration)
+	return b.pool.Count(p), nil
 }
 
 // Requeue implements matchd.Matchmaker.
@@ -205,7 +220,7 @@ func (b *Backend) Requeue(ctx context.Context, matchID, player, owner string, bo
 		return matchd.JoinResult{}, matchd.Errorf(matchd.ENotFound, "no such match")
 	}
 	if b.assignments[player] != matchID {
-		return matchd.JoinResult{Room: b.assignmentLocked(player), QueueSize: b.queue.Len()}, nil
+		return matchd.JoinResult{Room: b.assignmentLocked(player), QueueSize: b.pool.Len()}, nil
 	}
 	delete(b.assignments, player)
 	t := s.tickets[0]
@@ -213,10 +228,12 @@ func (b *Backend) Requeue(ctx context.Context, matchID, player, owner string, bo
 		t = s.tickets[1]
 	}
 	t.Priority += boost
-	t.Owner = owner
-	b.queue.Add(t)
-	b.matchLocked(ctx)
-	return matchd.JoinResult{Room: b.assignmentLocked(player), Added: true, QueueSize: b.queue.Len()}, nil
+	t.Owner, t.Seen = owner, nil
+	if !b.pool.Add(t, now) { // cannot happen: a matched player holds no ticket
+		return matchd.JoinResult{QueueSize: b.pool.Len()}, nil
+	}
+	b.matchLocked(ctx, []matchd.Ticket{t})
+	return matchd.JoinResult{Room: b.assignmentLocked(player), Added: true, QueueSize: b.pool.Len()}, nil
 }
 
 // Release implements matchd.Matchmaker.
@@ -266,7 +283,7 @@ func (b *Backend) Assignments(_ context.Context, players []string) ([]*matchd.Ro
 func (b *Backend) Waiting(_ context.Context, limit int) ([]matchd.Ticket, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	all := b.queue.All()
+	all := b.pool.Tickets()
 	return all[:min(limit, len(all))], nil
 }
 
@@ -300,7 +317,9 @@ func (b *Backend) Ping(context.Context) error {
 // Close stops matching and closes every subscription.
 func (b *Backend) Close() error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	if !b.closed {
+		close(b.stop)
+	}
 	b.closed = true
 	if b.retry != nil {
 		b.retry.Stop()
@@ -310,19 +329,36 @@ func (b *Backend) Close() error {
 		s.stop()
 		b.dropLocked(s)
 	}
+	b.mu.Unlock()
+	<-b.done // the sweeper takes the lock: wait for it outside
 	return nil
 }
 
 var errClosed = matchd.Errorf(matchd.EUnavailable, "matchmaker is shutting down")
 
-// matchLocked forms every match the queue allows, oldest pair first, so a
-// burst of joins drains in one pass instead of one pair per tick.
-func (b *Backend) matchLocked(ctx context.Context) {
-	for {
-		p1, p2, ok := b.queue.Pair(matchd.AnyPair)
+// matchLocked finds a partner for each of tickets in turn (those still
+// waiting), the best one the policy allows, and commits each match. When a
+// room cannot be made it stops: both players keep their tickets, and a
+// retry later goes over the whole pool, oldest ticket first, so the
+// original order holds.
+func (b *Backend) matchLocked(ctx context.Context, tickets []matchd.Ticket) {
+	now := b.cfg.Clock.Now()
+	recent := b.history.recentFunc(now)
+	for _, t := range tickets {
+		t, ok := b.pool.Get(t.PlayerID)
 		if !ok {
-			return
+			continue // matched earlier in this pass, or gone
 		}
+		partner, ok := b.pool.Partner(&t, now, recent)
+		if !ok {
+			continue
+		}
+		// The older ticket is player1, as in the FIFO design.
+		p1, p2 := t, partner
+		if p2.Seq < p1.Seq {
+			p1, p2 = p2, p1
+		}
+		p1.Seen, p2.Seen = b.history.seen(p1.PlayerID, now), b.history.seen(p2.PlayerID, now)
 		room, err := b.cfg.Rooms.MakeRoom(ctx, p1, p2)
 		if err != nil {
 			// Nothing was removed, so both players keep their places.
@@ -332,15 +368,52 @@ func (b *Backend) matchLocked(ctx context.Context) {
 			return
 		}
 		b.backoff = 0
+		p1.Seen, p2.Seen = nil, nil
 		b.commitLocked(room, p1, p2)
+	}
+}
+
+// Sweep implements matchd.Sweeper: it matches the tickets whose rules
+// have widened by now, oldest first.
+func (b *Backend) Sweep(ctx context.Context) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return 0, errClosed
+	}
+	now := b.cfg.Clock.Now()
+	b.expireLocked(now)
+	b.history.expire(now)
+	due := b.pool.Due(now)
+	if len(due) == 0 {
+		return 0, nil
+	}
+	before := len(b.expiry)
+	b.matchLocked(ctx, due)
+	return len(b.expiry) - before, nil
+}
+
+// sweeper runs Sweep every SweepEvery until Close.
+func (b *Backend) sweeper() {
+	defer close(b.done)
+	tick := time.NewTicker(b.cfg.SweepEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-tick.C:
+			b.Sweep(context.Background()) // fails only once closed
+		}
 	}
 }
 
 // commitLocked records the match of p1 and p2 in room and announces it.
 func (b *Backend) commitLocked(room matchd.Room, p1, p2 matchd.Ticket) {
 	now := b.cfg.Clock.Now()
-	b.queue.Remove(p1.PlayerID)
-	b.queue.Remove(p2.PlayerID)
+	b.pool.Remove(p1.PlayerID)
+	b.pool.Remove(p2.PlayerID)
+	b.history.record(room, now)
 	s := &storedRoom{room: room, tickets: [2]matchd.Ticket{p1, p2}, expires: now.Add(b.cfg.RoomTTL)}
 	b.rooms[room.MatchID] = s
 	b.expiry = append(b.expiry, s)
@@ -373,7 +446,7 @@ func (b *Backend) scheduleRetryLocked() {
 		defer b.mu.Unlock()
 		b.retry = nil
 		if !b.closed {
-			b.matchLocked(context.Background())
+			b.matchLocked(context.Background(), b.pool.Tickets())
 		}
 	})
 }

@@ -103,3 +103,11 @@ func TestSlowSubscriberIsDropped(t *testing.T) {
 func TestLimiterConformance(t *testing.T) {
 	matchdtest.RunLimiter(t, func(t *testing.T, w matchd.Window) matchd.Limiter { return memory.NewLimiter(w, nil) })
 }
+
+func TestPolicyConformance(t *testing.T) {
+	matchdtest.RunPolicy(t, func(t *testing.T, cfg matchdtest.PolicyConfig) matchd.Matchmaker {
+		b := memory.New(memory.Config{Rooms: cfg.Rooms, Policy: &cfg.Policy, Clock: cfg.Clock, RetryMin: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond})
+		t.Cleanup(func() { b.Close() })
+		return b
+	})
+}

@@ -112,10 +112,37 @@ func checkAssigned(b *testing.B, client *goredis.Client, pool string, players []
 }
 
 // BenchmarkJoinPairs forms b.N matches from 2·b.N fresh players who join
-// from 8 goroutines per CPU, two Join calls per iteration. A match costs
-// two join.lua and at least one match.lua round trip; a commit that loses
-// to a newer read (a conflict) costs a room and another match.lua.
-func BenchmarkJoinPairs(b *testing.B) {
+// from 8 goroutines per CPU, two Join calls per iteration, under the
+// default policy with no stated preferences (one bucket, one rating
+// band). A match costs two join.lua and at least one match.lua round
+// trip; a commit that loses to another (a conflict) costs a room, a
+// search.lua and another match.lua.
+func BenchmarkJoinPairs(b *testing.B) { benchJoinPairs(b, uniformPlayer) }
+
+// BenchmarkJoinPairsPrefs is BenchmarkJoinPairs with varied preferences:
+// each pair states one of 24 combinations of difficulty, duration and
+// language (all stated, so only its own class fits), a topic, and a
+// rating band of its own, so every join searches several buckets and
+// bands' worth of index and filters candidates with the policy.
+func BenchmarkJoinPairsPrefs(b *testing.B) { benchJoinPairs(b, variedPlayer) }
+
+// uniformPlayer is the player of pair i who states nothing.
+func uniformPlayer(int) (matchd.Preferences, float64) { return matchd.Preferences{}, 1500 }
+
+// variedPlayer is the player of pair i with the preferences and rating of
+// its class (i mod 24); both players of a pair are of one class.
+func variedPlayer(i int) (matchd.Preferences, float64) {
+	c := i % 24
+	p := matchd.Preferences{
+		Difficulty: matchd.Difficulties[c%3],
+		Duration:   matchd.Durations[c/3%4],
+		Language:   []string{"en", "de"}[c/12],
+		Topics:     []string{[]string{"algorithms", "databases", "concurrency"}[c%3]},
+	}
+	return p, float64(1000 + 40*c)
+}
+
+func benchJoinPairs(b *testing.B, player func(pair int) (matchd.Preferences, float64)) {
 	srv := redistest.Start(b, redistest.Options{})
 	client := srv.Client(b)
 	pool := benchPool("join")
@@ -145,17 +172,18 @@ func BenchmarkJoinPairs(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := next.Add(1) - 1
+			prefs, rating := player(int(i))
 			for _, p := range players[2*i : 2*i+2] {
-				if _, err := backend.Join(ctx, matchd.Ticket{PlayerID: p, Rating: 1500}); err != nil {
+				if _, err := backend.Join(ctx, matchd.Ticket{PlayerID: p, Rating: rating, Prefs: prefs}); err != nil {
 					errs.Add(1)
 					firstErr.CompareAndSwap(nil, err)
 				}
 			}
 		}
 	})
-	// Every Join runs a pass that leaves fewer than two tickets, so all
-	// matches should be formed by now; allow the periodic pass (1 s) to
-	// catch up in case one was not, and count its time.
+	// Every Join matches its player if anyone fits, so all matches should
+	// be formed by now; allow the periodic sweep (1 s) to catch up in case
+	// one was not, and count its time.
 	deadline := time.Now().Add(5 * time.Second)
 	for log.count.Load() < int64(b.N) && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
@@ -174,9 +202,10 @@ func BenchmarkJoinPairs(b *testing.B) {
 }
 
 // BenchmarkDrain measures how fast one instance drains a backlog: 2·b.N
-// tickets pile up while room creation fails, then a new backend on the
-// same pool matches them all in its periodic pass, one match.lua round
-// trip per match.
+// tickets pile up while room creation fails (which leaves each due for a
+// sweep), then a new backend on the same pool matches them all in its
+// sweeps: one claim.lua and one match.lua round trip per batch of up to
+// 16 matches.
 func BenchmarkDrain(b *testing.B) {
 	srv := redistest.Start(b, redistest.Options{})
 	client := srv.Client(b)
@@ -188,7 +217,7 @@ func BenchmarkDrain(b *testing.B) {
 		Rooms:      rooms,
 		Pool:       pool,
 		Channel:    "match_channel:" + pool,
-		MatchEvery: time.Hour, // no pass of its own during the fill
+		MatchEvery: time.Hour, // no sweep of its own during the fill
 		RetryMin:   time.Hour, // and no retry after the failed rooms
 		LeaseTTL:   time.Hour, // nobody sweeps the filler's tickets
 	}
@@ -230,7 +259,7 @@ func BenchmarkDrain(b *testing.B) {
 		b.Fatalf("queue holds %d tickets after the fill, want %d", n, len(players))
 	}
 
-	// Drain: a new backend whose periodic pass starts within 1 ms.
+	// Drain: a new backend whose periodic sweep starts within 1 ms.
 	log := newMatchLog()
 	b.ResetTimer()
 	start := time.Now()

@@ -7,8 +7,10 @@
 -- ARGV[5] reach in bands (-1: all)  ARGV[6] candidates per band
 -- ARGV[7] candidates in all, per ticket
 --
--- Reply: {now, {player, record, {id, ticket, …}}, …}: the claimed tickets,
--- earliest due first, each with its candidates.
+-- Reply: {now, {player, …}, {{id, …}, …}, {id, ticket, …}}: the claimed
+-- tickets, earliest due first; for each, the ids of its candidates; and
+-- the ticket JSON of every player named, once (claimed tickets of one
+-- band share most of their candidates).
 --
 -- Why it is safe, and why a claim: it writes only wake times. A claimed
 -- ticket's wake moves to now + lease, so a concurrent sweep of another
@@ -20,8 +22,15 @@
 local prefix = ARGV[1]
 local now = now_ms(ARGV[2])
 local due = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', int(now), 'LIMIT', 0, tonumber(ARGV[3]))
-local reply = {int(now)}
 local reach, per_band, max = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local claimed, cands, recs, named, cache = {}, {}, {}, {}, {}
+local function name(id, rec)
+  if not named[id] then
+    named[id] = true
+    recs[#recs + 1] = id
+    recs[#recs + 1] = rec
+  end
+end
 for _, player in ipairs(due) do
   local rec = redis.call('HGET', KEYS[2], player)
   local at = redis.call('HGET', prefix .. 'at', player)
@@ -30,7 +39,18 @@ for _, player in ipairs(due) do
   else
     redis.call('ZADD', KEYS[3], int(now + tonumber(ARGV[4])), player)
     local bucket, band = at:match('^(.*)#(-?%d+)$')
-    reply[#reply + 1] = {player, rec, gather(prefix, player, bucket, tonumber(band), reach, per_band, max, {})}
+    local found = gather(prefix, player, bucket, tonumber(band), reach, per_band, max, {}, cache,
+      function(id) return named[id] end)
+    local ids = {}
+    for i = 1, #found, 2 do
+      ids[#ids + 1] = found[i]
+      if found[i + 1] then
+        name(found[i], found[i + 1])
+      end
+    end
+    claimed[#claimed + 1] = player
+    cands[#cands + 1] = ids
+    name(player, rec)
   end
 end
-return reply
+return {int(now), claimed, cands, recs}

@@ -129,8 +129,11 @@ end
 -- bands of band (reach < 0: every band) of every bucket that can fit
 -- bucket, nearest bands first, at most max in all (so a cap drops the
 -- farthest ratings, the least likely to fit). Bounded: it reads indexes,
--- never scans tickets.
-local function gather(prefix, player, bucket, band, reach, per_band, max, out)
+-- never scans tickets. cache, when given, keeps the bands' heads across
+-- the calls of one script (a claim's tickets share bands); known, when
+-- given, is called with (id) to say whether a ticket's JSON is already
+-- known to the caller, who then gets its id with a false record.
+local function gather(prefix, player, bucket, band, reach, per_band, max, out, cache, known)
   local want = split(bucket)
   local lo, hi = '-inf', '+inf'
   if reach >= 0 then
@@ -151,18 +154,37 @@ local function gather(prefix, player, bucket, band, reach, per_band, max, out)
       break
     end
     local n = 0
-    for _, id in ipairs(redis.call('ZRANGE', b[2], 0, per_band)) do
+    local head = cache and cache[b[2]]
+    if not head then
+      head = redis.call('ZRANGE', b[2], 0, per_band)
+      if cache then
+        cache[b[2]] = head
+      end
+    end
+    for _, id in ipairs(head) do
       if id ~= player and n < per_band and #ids < max then
         ids[#ids + 1] = id
         n = n + 1
       end
     end
   end
-  if #ids > 0 then
-    local recs = redis.call('HMGET', prefix .. 'tickets', unpack(ids))
-    for i = 1, #ids do
+  local fetch = ids
+  if known then
+    fetch = {}
+    for _, id in ipairs(ids) do
+      if known(id) then
+        out[#out + 1] = id
+        out[#out + 1] = false
+      else
+        fetch[#fetch + 1] = id
+      end
+    end
+  end
+  if #fetch > 0 then
+    local recs = redis.call('HMGET', prefix .. 'tickets', unpack(fetch))
+    for i = 1, #fetch do
       if recs[i] then
-        out[#out + 1] = ids[i]
+        out[#out + 1] = fetch[i]
         out[#out + 1] = recs[i]
       end
     end

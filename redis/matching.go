@@ -137,10 +137,14 @@ func (b *Backend) bucket(p matchd.Preferences) string {
 		}
 	}
 	for i := range f {
-		f[i] = strings.NewReplacer("|", "", "#", "").Replace(f[i]) // never valid; keep the key parseable
+		f[i] = bucketUnsafe.Replace(f[i])
 	}
 	return strings.Join(f[:], "|")
 }
+
+// bucketUnsafe drops the characters that separate a bucket's fields and
+// its band in the index; valid preferences never contain them.
+var bucketUnsafe = strings.NewReplacer("|", "", "#", "")
 
 // bandOf is the rating band of the index.
 func bandOf(rating float64) int { return int(math.Floor(rating / bandWidth)) }
@@ -183,24 +187,53 @@ func recent(a, b *waiter) bool { return a.partners[b.PlayerID] || b.partners[a.P
 
 // best returns the index in cands of me's best partner at now: of those
 // the policy lets me pair with, the highest priority, then the oldest
-// ticket; -1 if none. Players in skip are passed over; blocked reports
-// whether one of them would have fitted.
-func (b *Backend) best(me *waiter, cands []waiter, now time.Time, skip map[string]bool) (i int, blocked bool) {
+// ticket; -1 if none. Players for which skip is true are passed over;
+// skipped is the first of them that would have fitted, or "".
+func (b *Backend) best(me *waiter, cands []waiter, now time.Time, skip func(player string) bool) (i int, skipped string) {
 	i = -1
 	for j := range cands {
 		c := &cands[j]
 		if c.PlayerID == me.PlayerID || !b.policy.Fits(&me.Ticket, &c.Ticket, now, recent(me, c)) {
 			continue
 		}
-		if skip[c.PlayerID] {
-			blocked = true
+		if skip != nil && skip(c.PlayerID) {
+			if skipped == "" {
+				skipped = c.PlayerID
+			}
 			continue
 		}
 		if i < 0 || better(&c.Ticket, &cands[i].Ticket) {
 			i = j
 		}
 	}
-	return i, blocked
+	return i, skipped
+}
+
+// inFlightLocked reports whether this instance is committing a match for
+// player. Call it with mu held.
+func (b *Backend) inFlightLocked(player string) bool { return b.inflight[player] != nil }
+
+// reserveLocked marks players in flight and returns the channel that
+// unreserve closes. Call it with mu held.
+func (b *Backend) reserveLocked(players ...string) chan struct{} {
+	done := make(chan struct{})
+	for _, p := range players {
+		b.inflight[p] = done
+	}
+	return done
+}
+
+// unreserve ends the flight of players (reserved with done) and wakes
+// whoever waits for it.
+func (b *Backend) unreserve(done chan struct{}, players ...string) {
+	b.mu.Lock()
+	for _, p := range players {
+		if b.inflight[p] == done {
+			delete(b.inflight, p)
+		}
+	}
+	b.mu.Unlock()
+	close(done)
 }
 
 // better orders partners: higher priority first, then the older ticket.
@@ -217,32 +250,59 @@ func pairOf(a, b matchd.Ticket) [2]matchd.Ticket {
 }
 
 // maxSettle bounds how often one join searches again after losing a
-// commit. Each loss means another instance matched someone, so the bound
-// is only a guard; a ticket that reaches it is left to the sweep.
+// commit or waiting for one. Each loss means another instance matched
+// someone, so the bound is only a guard; a ticket that reaches it is left
+// to the sweep.
 const maxSettle = 64
 
 // settle matches me, a ticket that was just added or requeued, with its
 // best candidate, and returns the room (nil if it still waits) and the
 // queue size last seen.
+//
+// Concurrent settles and sweeps of this instance do not race for one
+// partner: the pair being committed is in flight, and others choose among
+// the rest. A settle whose own player is in flight (another join chose
+// it), or whose only fitting candidates are, waits for that commit and
+// searches again: it has either been matched, or its partner is free.
+// That others choose around a pair in flight is the one way in which
+// concurrency can give a player its second-best partner: only if that
+// commit then loses to another instance.
 func (b *Backend) settle(ctx context.Context, me waiter, now time.Time, cands []waiter, size int) (*matchd.Room, int, error) {
 	for attempt := 0; ; attempt++ {
-		i, _ := b.best(&me, cands, now, nil)
-		if i < 0 {
-			return nil, size, nil
+		var pair [2]matchd.Ticket
+		var done, wait chan struct{}
+		b.mu.Lock()
+		if wait = b.inflight[me.PlayerID]; wait == nil {
+			i, skipped := b.best(&me, cands, now, b.inFlightLocked)
+			switch {
+			case i >= 0:
+				pair = pairOf(me.Ticket, cands[i].Ticket)
+				done = b.reserveLocked(me.PlayerID, cands[i].PlayerID)
+			case skipped != "":
+				wait = b.inflight[skipped]
+			}
 		}
-		p := pairOf(me.Ticket, cands[i].Ticket)
-		room, err := b.cfg.Rooms.MakeRoom(ctx, p[0], p[1])
-		if err != nil {
-			b.roomFailed(ctx, err, []matchd.Ticket{me.Ticket})
-			return nil, size, nil
-		}
-		ok, n, err := b.commit(ctx, [][2]matchd.Ticket{p}, []matchd.Room{room}, now)
-		if err != nil {
-			return nil, size, err
-		}
-		size = n
-		if ok[0] {
-			return &room, size, nil
+		b.mu.Unlock()
+		switch {
+		case done != nil:
+			room, ok, n, err := b.tryPair(ctx, pair, now)
+			b.unreserve(done, pair[0].PlayerID, pair[1].PlayerID)
+			if err != nil || ok {
+				return room, n, err
+			}
+			if n >= 0 {
+				size = n
+			} else {
+				return nil, size, nil // the room failed; the retry takes over
+			}
+		case wait != nil:
+			select {
+			case <-wait:
+			case <-ctx.Done():
+				return nil, size, ctx.Err()
+			}
+		default:
+			return nil, size, nil // nobody fits
 		}
 		if attempt >= maxSettle {
 			b.rewake(ctx, []wakeAt{{me.Ticket, now}})
@@ -271,6 +331,22 @@ func (b *Backend) settle(ctx context.Context, me waiter, now time.Time, cands []
 			return nil, size, nil
 		}
 	}
+}
+
+// tryPair makes the room of pair and commits it. ok reports the commit;
+// size is the queue size after it, or -1 when the room could not be made
+// (nothing was written; a retry is scheduled).
+func (b *Backend) tryPair(ctx context.Context, pair [2]matchd.Ticket, now time.Time) (room *matchd.Room, ok bool, size int, err error) {
+	r, err := b.cfg.Rooms.MakeRoom(ctx, pair[0], pair[1])
+	if err != nil {
+		b.roomFailed(ctx, err, pair[:])
+		return nil, false, -1, nil
+	}
+	committed, size, err := b.commit(ctx, [][2]matchd.Ticket{pair}, []matchd.Room{r}, now)
+	if err != nil {
+		return nil, false, size, err
+	}
+	return &r, committed[0], size, nil
 }
 
 // commit runs match.lua for pairs (each with its room) and reports which
@@ -391,30 +467,41 @@ func (b *Backend) sweepRound(ctx context.Context) (matched int, again bool, err 
 	if err != nil {
 		return 0, false, unavailable(err)
 	}
-	if len(reply) < 2 {
+	now := time.UnixMilli(toInt(reply[0]))
+	players, _ := reply[1].([]any)
+	if len(players) == 0 {
 		return 0, false, nil
 	}
-	now := time.UnixMilli(toInt(reply[0]))
+	candIDs, _ := reply[2].([]any)
+	flat, _ := reply[3].([]any)
+	if len(candIDs) != len(players) {
+		return 0, false, fmt.Errorf("claim.lua: %d candidate lists for %d tickets", len(candIDs), len(players))
+	}
+	named, err := b.decodeWaiters(flat, now)
+	if err != nil {
+		return 0, false, err
+	}
+	byID := make(map[string]waiter, len(named))
+	for _, w := range named {
+		byID[w.PlayerID] = w
+	}
 	type claimed struct {
 		me    waiter
 		cands []waiter
 	}
-	due := make([]claimed, 0, len(reply)-1)
-	for _, v := range reply[1:] {
-		item, _ := v.([]any)
-		if len(item) != 3 {
-			return 0, false, fmt.Errorf("claim.lua: unexpected item %v", v)
+	due := make([]claimed, 0, len(players))
+	for i, v := range players {
+		player, _ := v.(string)
+		me, ok := byID[player]
+		if !ok {
+			continue
 		}
-		player, _ := item[0].(string)
-		raw, _ := item[1].(string)
-		me, err := b.decodeWaiter(player, raw, now)
-		if err != nil {
-			return 0, false, err
-		}
-		flat, _ := item[2].([]any)
-		cands, err := b.decodeWaiters(flat, now)
-		if err != nil {
-			return 0, false, err
+		ids, _ := candIDs[i].([]any)
+		cands := make([]waiter, 0, len(ids))
+		for _, id := range ids {
+			if c, ok := byID[toString(id)]; ok {
+				cands = append(cands, c)
+			}
 		}
 		due = append(due, claimed{me, cands})
 	}
@@ -423,41 +510,63 @@ func (b *Backend) sweepRound(ctx context.Context) (matched int, again bool, err 
 		return cmp.Or(cmp.Compare(y.me.Priority, x.me.Priority), cmp.Compare(x.me.Seq, y.me.Seq))
 	})
 
-	used := make(map[string]bool)
+	// Each due ticket may also pair with the others claimed with it: they
+	// wait too, and the index may not have offered them (its bound).
+	others := make([]waiter, len(due))
+	for i, d := range due {
+		others[i] = d.me
+	}
+
 	var pairs [][2]matchd.Ticket
 	var rooms []matchd.Room
 	var later []wakeAt
 	soon := func(t matchd.Ticket) { later = append(later, wakeAt{t, now}) }
+	var flights []chan struct{}
+	defer func() {
+		for i, done := range flights {
+			b.unreserve(done, pairs[i][0].PlayerID, pairs[i][1].PlayerID)
+		}
+	}()
 	failed := false
 	for _, d := range due {
-		if used[d.me.PlayerID] {
-			continue
-		}
 		if failed || len(pairs) == b.cfg.Batch {
 			soon(d.me.Ticket) // left for the next round (or the retry)
 			continue
 		}
-		i, blocked := b.best(&d.me, d.cands, now, used)
+		b.mu.Lock()
+		if b.inFlightLocked(d.me.PlayerID) {
+			b.mu.Unlock()
+			if !slices.ContainsFunc(pairs, func(p [2]matchd.Ticket) bool { return p[0].PlayerID == d.me.PlayerID || p[1].PlayerID == d.me.PlayerID }) {
+				soon(d.me.Ticket) // a join of this instance is matching it
+			}
+			continue
+		}
+		cands := slices.Concat(d.cands, others)
+		i, skipped := b.best(&d.me, cands, now, b.inFlightLocked)
 		if i < 0 {
-			if blocked {
+			b.mu.Unlock()
+			if skipped != "" {
 				soon(d.me.Ticket)
 			} else {
 				later = append(later, wakeAt{d.me.Ticket, b.policy.Widens(&d.me.Ticket, now)})
 			}
 			continue
 		}
-		p := pairOf(d.me.Ticket, d.cands[i].Ticket)
+		p := pairOf(d.me.Ticket, cands[i].Ticket)
+		done := b.reserveLocked(p[0].PlayerID, p[1].PlayerID)
+		b.mu.Unlock()
 		room, err := b.cfg.Rooms.MakeRoom(ctx, p[0], p[1])
 		if err != nil {
 			// No later pair overtakes this one: the rest wait for the
 			// retry, which the failure schedules.
-			b.roomFailed(ctx, err, []matchd.Ticket{d.me.Ticket})
+			b.unreserve(done, p[0].PlayerID, p[1].PlayerID)
+			b.roomFailed(ctx, err, p[:])
 			failed = true
 			continue
 		}
-		used[p[0].PlayerID], used[p[1].PlayerID] = true, true
 		pairs = append(pairs, p)
 		rooms = append(rooms, room)
+		flights = append(flights, done)
 	}
 	if len(pairs) > 0 {
 		ok, _, err := b.commit(ctx, pairs, rooms, now)
@@ -505,4 +614,9 @@ func (b *Backend) sweeper() {
 		}
 		cancel()
 	}
+}
+
+func toString(v any) string {
+	s, _ := v.(string)
+	return s
 }

@@ -97,6 +97,12 @@ type Backend struct {
 	subs    map[*subscription]struct{}
 	backoff time.Duration
 	retry   *time.Timer
+	// inflight holds the players this instance is committing a match
+	// for, each with a channel closed when that commit is done. Joins
+	// and sweeps of this instance choose around them instead of racing
+	// for the same partner and losing the conditional commit to each
+	// other (matching.go). Guarded by mu.
+	inflight map[string]chan struct{}
 }
 
 type subscription struct{ cancel context.CancelFunc }
@@ -169,6 +175,8 @@ func New(cfg Config) *Backend {
 		ctx:    ctx,
 		cancel: cancel,
 		subs:   make(map[*subscription]struct{}),
+
+		inflight: make(map[string]chan struct{}),
 	}
 	b.wg.Go(b.sweeper)
 	b.wg.Go(b.keeper)

@@ -44,13 +44,14 @@ func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
 }
 
 type adminTicket struct {
-	PlayerID      string    `json:"player_id"`
-	Seq           uint64    `json:"seq"`
-	JoinedAt      time.Time `json:"joined_at"`
-	WaitedSeconds float64   `json:"waited_seconds"`
-	Rating        float64   `json:"rating"`
-	Priority      int       `json:"priority"`
-	Owner         string    `json:"owner,omitempty"`
+	PlayerID      string             `json:"player_id"`
+	Seq           uint64             `json:"seq"`
+	JoinedAt      time.Time          `json:"joined_at"`
+	WaitedSeconds float64            `json:"waited_seconds"`
+	Rating        float64            `json:"rating"`
+	Priority      int                `json:"priority"`
+	Preferences   matchd.Preferences `json:"preferences"`
+	Owner         string             `json:"owner,omitempty"`
 }
 
 func (s *Server) handleAdminTickets(w http.ResponseWriter, r *http.Request) {
@@ -87,7 +88,7 @@ func (s *Server) handleAdminTickets(w http.ResponseWriter, r *http.Request) {
 	for i, t := range tickets {
 		out[i] = adminTicket{
 			PlayerID: t.PlayerID, Seq: t.Seq, JoinedAt: t.JoinedAt.UTC(), WaitedSeconds: t.Waited(now).Seconds(),
-			Rating: t.Rating, Priority: t.Priority, Owner: t.Owner,
+			Rating: t.Rating, Priority: t.Priority, Preferences: t.Prefs, Owner: t.Owner,
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"pool": pool, "queue_size": size, "tickets": out})

@@ -4,6 +4,8 @@ import (
 	"context"
 	"math"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -94,8 +96,22 @@ type queueStatus struct {
 	EstimatedWaitText    string `json:"estimated_wait_text"`
 }
 
+// handleQueueStatus answers for the whole queue, or, when the request
+// names preferences as query parameters (difficulty, topics — repeated or
+// comma-separated —, duration, language, region), for the pool of a
+// player with those preferences.
 func (s *Server) handleQueueStatus(w http.ResponseWriter, r *http.Request) {
-	n, err := s.mm.QueueSize(r.Context())
+	prefs, any, err := s.queryPreferences(r.URL.Query())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var n int
+	if any {
+		n, err = s.mm.PoolSize(r.Context(), prefs)
+	} else {
+		n, err = s.mm.QueueSize(r.Context())
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -106,6 +122,45 @@ func (s *Server) handleQueueStatus(w http.ResponseWriter, r *http.Request) {
 		EstimatedWaitSeconds: seconds(wait),
 		EstimatedWaitText:    matchd.WaitText(wait),
 	})
+}
+
+// queryPreferences reads preferences from query parameters, validated as
+// join_queue's are; any reports whether the query named any.
+func (s *Server) queryPreferences(q url.Values) (p matchd.Preferences, any bool, err error) {
+	for name, values := range q {
+		if len(values) > 1 && name != "topics" {
+			return p, false, matchd.Errorf(matchd.EInvalid, "query parameter %q given more than once", truncate(name, 40))
+		}
+		v := values[0]
+		switch name {
+		case "difficulty":
+			p.Difficulty = v
+		case "topics":
+			for _, v := range values {
+				for _, t := range strings.Split(v, ",") {
+					if t != "" {
+						p.Topics = append(p.Topics, t)
+					}
+				}
+			}
+		case "duration":
+			d, err := strconv.Atoi(v)
+			if err != nil {
+				return p, false, matchd.Errorf(matchd.EInvalid, "duration must be a whole number of minutes: one of %v", matchd.Durations)
+			}
+			p.Duration = d
+		case "language":
+			p.Language = v
+		case "region":
+			p.Region = v
+		default:
+			return p, false, matchd.Errorf(matchd.EInvalid, "unknown query parameter %q: queue-status takes difficulty, topics, duration, language and region", truncate(name, 40))
+		}
+	}
+	if err := p.Validate(s.cfg.Topics); err != nil {
+		return p, false, err
+	}
+	return p, len(q) > 0, nil
 }
 
 func seconds(d time.Duration) int { return int(math.Round(d.Seconds())) }

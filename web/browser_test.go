@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -26,8 +27,9 @@ const (
 	stepTimeout    = 15 * time.Second
 )
 
-// The lobby and room pages end to end: two real browsers join from the
-// lobby, get matched over the WebSocket and both open the same room.
+// The lobby and room pages end to end: two real browsers choose their
+// preferences and join from the lobby, get matched over the WebSocket and
+// both open the same room, whose question honours the preferences.
 func TestBrowserLobbyToRoom(t *testing.T) {
 	chrome := chromiumPath(t)
 	h := start(t)
@@ -39,12 +41,19 @@ func TestBrowserLobbyToRoom(t *testing.T) {
 	startBrowsers(t, alice, bob)
 
 	began := time.Now()
-	alice.join(h.url)
+	alice.join(h.url, choosePreferences...)
 	alice.waitState("waiting")
 	// Alice's "queued" message shows her in the queue, so bob's join is the
 	// one that completes the pair.
 	alice.poll(`document.getElementById('queue-size').textContent === '1'`)
-	bob.join(h.url)
+	waiting, err := h.backend.Waiting(ctx, 1)
+	if err != nil || len(waiting) != 1 {
+		t.Fatalf("waiting = %v, %v; want alice", waiting, err)
+	}
+	if p := waiting[0].Prefs; p.Difficulty != "hard" || p.Duration != 45 || !slices.Equal(p.Topics, []string{"concurrency", "system_design"}) || p.Language != "" {
+		t.Errorf("alice waits with preferences %+v, want hard, 45 min, concurrency and system_design", p)
+	}
+	bob.join(h.url, choosePreferences...)
 
 	// Both pages go to the room on their own; wait for them side by side.
 	var wg sync.WaitGroup
@@ -89,6 +98,9 @@ func TestBrowserLobbyToRoom(t *testing.T) {
 	}
 	if room.QuestionText != qa {
 		t.Errorf("backend question = %q, the pages show %q", room.QuestionText, qa)
+	}
+	if room.Difficulty != "hard" || room.DurationMinutes != 45 || room.Topic != "concurrency" && room.Topic != "system_design" {
+		t.Errorf("room question is %s/%s for %d min, want hard, concurrency or system_design, 45 min", room.Topic, room.Difficulty, room.DurationMinutes)
 	}
 
 	alice.screenshot("room")
@@ -245,15 +257,29 @@ func (p *browserPage) problemSummary() string {
 	return "\nconsole:\n\t" + strings.Join(p.problems, "\n\t")
 }
 
-// join opens the lobby and submits the form with the page's name.
-func (p *browserPage) join(base string) {
+// join opens the lobby and submits the form with the page's name, after
+// running choose (e.g. choosePreferences).
+func (p *browserPage) join(base string, choose ...chromedp.Action[chromedp.Void]) {
 	p.t.Helper()
-	p.run("joining from the lobby",
-		chromedp.Navigate(base+"/"),
+	actions := []chromedp.Action[chromedp.Void]{
+		chromedp.Navigate(base + "/"),
 		chromedp.WaitVisible(chromedp.CSS(`body[data-state="form"] #name`)),
 		chromedp.SendKeys(chromedp.CSS("#name"), p.name),
-		chromedp.Click(chromedp.CSS("#join")),
-	)
+	}
+	actions = append(actions, choose...)
+	actions = append(actions, chromedp.Click(chromedp.CSS("#join")))
+	p.run("joining from the lobby", actions...)
+}
+
+// choosePreferences opens the lobby's preferences and asks for a hard,
+// 45-minute session on concurrency or system design.
+var choosePreferences = []chromedp.Action[chromedp.Void]{
+	chromedp.Click(chromedp.CSS("#prefs summary")),
+	chromedp.WaitVisible(chromedp.CSS("#difficulty")),
+	chromedp.SetValue(chromedp.CSS("#difficulty"), "hard"),
+	chromedp.SetValue(chromedp.CSS("#duration"), "45"),
+	chromedp.Click(chromedp.CSS(`input[name="topics"][value="concurrency"]`)),
+	chromedp.Click(chromedp.CSS(`input[name="topics"][value="system_design"]`)),
 }
 
 func stateSelector(state string) chromedp.CSS {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/matchd/matchd"
@@ -24,6 +25,9 @@ type frame struct {
 	// Room frames (room_frame.go).
 	MatchID string
 	Text    string
+	// Prefs are join_queue's "preferences", decoded strictly but not yet
+	// checked against the question bank (see matchd.Preferences.Validate).
+	Prefs matchd.Preferences
 }
 
 // decodeFrame parses one client text frame. It accepts only a JSON object
@@ -40,7 +44,23 @@ func decodeFrame(data []byte) (frame, error) {
 		return frame{}, matchd.Errorf(matchd.EInvalid, `message has no "type"`)
 	}
 	switch t := *head.Type; t {
-	case msgJoinQueue, msgLeaveQueue:
+	case msgJoinQueue:
+		var m struct {
+			Type        string          `json:"type"`
+			UserID      *string         `json:"user_id"`
+			Preferences json.RawMessage `json:"preferences"`
+		}
+		if err := strictUnmarshal(data, &m); err != nil {
+			return frame{}, err
+		}
+		f := frame{Type: t, UserID: m.UserID}
+		if len(m.Preferences) > 0 && string(m.Preferences) != "null" {
+			if err := strictUnmarshal(m.Preferences, &f.Prefs); err != nil {
+				return frame{}, inField("preferences", err)
+			}
+		}
+		return f, nil
+	case msgLeaveQueue:
 		var m struct {
 			Type   string  `json:"type"`
 			UserID *string `json:"user_id"`
@@ -77,6 +97,25 @@ func strictUnmarshal(data []byte, v any) error {
 		return matchd.Errorf(matchd.EInvalid, "trailing data after the JSON object")
 	}
 	return nil
+}
+
+// inField prefixes a decoding error of a nested object with the object's
+// field, so that the message names the whole path ("preferences.topics").
+func inField(field string, err error) error {
+	e, ok := err.(*matchd.Error)
+	if !ok {
+		return err
+	}
+	msg := e.Message
+	switch {
+	case strings.HasPrefix(msg, "field "):
+		msg = `field "` + field + "." + strings.TrimPrefix(msg, `field "`)
+	case msg == "message must be a JSON object":
+		msg = fmt.Sprintf("field %q must be an object", field)
+	default:
+		msg = field + ": " + strings.TrimPrefix(msg, "json: ")
+	}
+	return &matchd.Error{Code: e.Code, Message: msg, Err: e.Err}
 }
 
 // invalidJSON turns a decoding error into a player-safe EInvalid error.

@@ -2,6 +2,8 @@ package web
 
 import (
 	"encoding/json"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/matchd/matchd"
@@ -36,12 +38,44 @@ func TestDecodeFrame(t *testing.T) {
 	}
 }
 
+func TestDecodePreferences(t *testing.T) {
+	got, err := decodeFrame([]byte(`{"type":"join_queue","preferences":{"difficulty":"hard","topics":["algorithms","system_design"],"duration":45,"language":"pt-BR","region":"eu-west"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := matchd.Preferences{Difficulty: "hard", Topics: []string{"algorithms", "system_design"}, Duration: 45, Language: "pt-BR", Region: "eu-west"}
+	if !reflect.DeepEqual(got.Prefs, want) {
+		t.Errorf("preferences = %+v, want %+v", got.Prefs, want)
+	}
+	if got, err := decodeFrame([]byte(`{"type":"join_queue","preferences":null}`)); err != nil || !reflect.DeepEqual(got.Prefs, matchd.Preferences{}) {
+		t.Errorf("null preferences = %+v, %v; want none, no error", got.Prefs, err)
+	}
+	bad := []struct{ name, data, want string }{
+		{"topics_not_a_list", `{"type":"join_queue","preferences":{"topics":"algorithms"}}`, `"preferences.topics" must be a list`},
+		{"duration_string", `{"type":"join_queue","preferences":{"duration":"30"}}`, `"preferences.duration" must be a number`},
+		{"difficulty_number", `{"type":"join_queue","preferences":{"difficulty":3}}`, `"preferences.difficulty" must be a string`},
+		{"unknown_field", `{"type":"join_queue","preferences":{"rating":3000}}`, `preferences: unknown field "rating"`},
+		{"not_an_object", `{"type":"join_queue","preferences":["easy"]}`, `"preferences" must be an object`},
+		{"on_leave", `{"type":"leave_queue","preferences":{}}`, `unknown field "preferences"`},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := decodeFrame([]byte(tt.data))
+			if matchd.ErrorCode(err) != matchd.EInvalid || !strings.Contains(matchd.ErrorMessage(err), tt.want) {
+				t.Errorf("error = %v, want invalid_message containing %s", err, tt.want)
+			}
+		})
+	}
+}
+
 // FuzzDecodeFrame checks that no input panics the decoder, that every
 // failure is a classified invalid_message error with a short message, and
 // that every accepted frame is one of the known types.
 func FuzzDecodeFrame(f *testing.F) {
 	for _, seed := range []string{
 		`{"type":"join_queue"}`, `{"type":"leave_queue","user_id":"bob"}`, `{"type":"ping"}`,
+		`{"type":"join_queue","preferences":{"difficulty":"easy","topics":["algorithms"],"duration":30,"language":"en","region":"eu-west"}}`,
+		`{"type":"join_queue","preferences":{"topics":"algorithms"}}`, `{"type":"join_queue","preferences":{"mood":1}}`, `{"type":"join_queue","preferences":[]}`,
 		`{"type":"join_queue","user_id":5}`, `[1,2]`, `{"type":"x"}`, `{"type":"ping"}{}`, "\x00", `{"type":"join_queue","user_id":"\ud800"}`,
 	} {
 		f.Add([]byte(seed))

@@ -202,13 +202,20 @@ func TestHealthAndMetrics(t *testing.T) {
 	bob := h.player("bob")
 	bob.join()
 	bob.matched()
+	alice.matched()
 
-	resp, err := http.Get(h.url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	text, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	// A frame is counted once written, which may be just after its reader
+	// has it: poll until both match_found frames are counted.
+	var text []byte
+	matchdtest.Eventually(t, 5*time.Second, func() bool {
+		resp, err := http.Get(h.url + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		text, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return bytes.Contains(text, []byte(`matchd_websocket_messages_sent_total{type="match_found"} 2`+"\n"))
+	}, "both match_found frames never counted")
 	for _, want := range []string{
 		`matchd_queue_size{pool="default"} 0`,
 		`matchd_active_rooms{pool="default"} 1`,

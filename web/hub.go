@@ -287,7 +287,11 @@ func (h *hub) rejoin(ctx context.Context, p string, e *playerEntry) *matchd.Room
 	if joined == nil {
 		return nil
 	}
-	res, err := h.s.mm.Join(ctx, joined.ticket())
+	t, err := joined.ticket(ctx, joined.prefs)
+	var res matchd.JoinResult
+	if err == nil {
+		res, err = h.s.mm.Join(ctx, t)
+	}
 	if err != nil {
 		h.s.log.Warn("resync: re-joining failed", "player", p, "err", err)
 		return nil

@@ -158,7 +158,11 @@ func (r *rooms) requeued(ctx context.Context, ev matchd.RoomEvent, conns []*conn
 	if ev.Owner == r.s.cfg.Instance {
 		return
 	}
-	if _, err := r.s.mm.Join(jctx, c.ticket()); err != nil {
+	t, err := c.ticket(jctx, c.prefs)
+	if err == nil {
+		_, err = r.s.mm.Join(jctx, t)
+	}
+	if err != nil {
 		r.s.log.Warn("taking over a requeued ticket failed", "player", ev.To, "err", err)
 	}
 }

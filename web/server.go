@@ -21,6 +21,7 @@ import (
 	"github.com/matchd/matchd"
 	"github.com/matchd/matchd/auth"
 	"github.com/matchd/matchd/metrics"
+	"github.com/matchd/matchd/questions"
 )
 
 // Config configures a Server. Matchmaker and Auth are required.
@@ -32,6 +33,12 @@ type Config struct {
 	MetricsHandler http.Handler
 	Logger         *slog.Logger
 	Clock          matchd.Clock
+	// Topics are the question bank's topics: the names join_queue's
+	// preferences.topics may use. Default: the embedded bank's.
+	Topics []string
+	// Ratings supplies the rating of a player whose token has no rating
+	// claim; nil, or no stored rating, means matchd.DefaultRating.
+	Ratings matchd.Ratings
 	// DevLogin enables POST /api/dev/login.
 	DevLogin bool
 	// TokenTTL is the lifetime of dev-login tokens. Default 24 h.
@@ -128,6 +135,11 @@ func New(cfg Config) *Server {
 	}
 	if cfg.MaxSockets <= 0 {
 		cfg.MaxSockets = 5
+	}
+	if cfg.Topics == nil {
+		if bank, err := questions.Load(); err == nil { // the embedded bank is checked by its tests
+			cfg.Topics = bank.Topics()
+		}
 	}
 	if cfg.Instance == "" {
 		cfg.Instance = matchd.NewMatchID()[:12]

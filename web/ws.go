@@ -45,6 +45,9 @@ type conn struct {
 	entry  *playerEntry // set by hub.register
 
 	joined bool // this socket's join is the player's standing ticket; guarded by hub.mu
+	// prefs are the preferences of this socket's standing join, for
+	// re-joining after a resync; guarded by entry.op.
+	prefs matchd.Preferences
 
 	mu        sync.Mutex
 	outbox    [][]byte
@@ -164,7 +167,7 @@ func (c *conn) readLoop(ctx context.Context) {
 			c.send(pongFrame)
 		case msgJoinQueue:
 			opCtx, cancel := context.WithTimeout(ctx, opTimeout)
-			c.join(opCtx)
+			c.join(opCtx, f.Prefs)
 			cancel()
 		case msgLeaveQueue:
 			opCtx, cancel := context.WithTimeout(ctx, opTimeout)
@@ -196,8 +199,12 @@ func (c *conn) admit() bool {
 // join handles join_queue. Its answer is queued, then match_found when the
 // player is (or becomes) matched; match_found alone when the player was
 // matched before this join.
-func (c *conn) join(ctx context.Context) {
+func (c *conn) join(ctx context.Context, prefs matchd.Preferences) {
 	s := c.h.s
+	if err := prefs.Validate(s.cfg.Topics); err != nil {
+		c.send(errorFrame(err))
+		return
+	}
 	if l := s.cfg.JoinLimiter; l != nil {
 		retry, ok, err := l.Allow(ctx, c.player)
 		if err != nil {
@@ -216,8 +223,15 @@ func (c *conn) join(ctx context.Context) {
 	}
 	c.entry.op.Lock()
 	c.hold()
-	res, err := s.mm.Join(ctx, c.ticket())
+	t, err := c.ticket(ctx, prefs)
+	var res matchd.JoinResult
 	if err == nil {
+		res, err = s.mm.Join(ctx, t)
+	}
+	if err == nil {
+		if res.Added {
+			c.prefs = prefs
+		}
 		if res.Room == nil {
 			c.h.setJoined(c.entry, c)
 		} else {
@@ -249,14 +263,25 @@ func (c *conn) join(ctx context.Context) {
 	c.release(out...)
 }
 
-// ticket is the ticket this socket's player joins with: identity, rating
-// and priority from the verified token, never from the client's message.
-func (c *conn) ticket() matchd.Ticket {
-	t := matchd.Ticket{PlayerID: c.player, Rating: matchd.DefaultRating, Priority: c.claims.Priority, Owner: c.h.s.cfg.Instance}
-	if c.claims.Rating != nil {
+// ticket is the ticket this socket's player joins with: identity and
+// priority from the verified token, never from the client's message; the
+// rating from the token's claim, else the rating matchd stores for the
+// player, else matchd.DefaultRating.
+func (c *conn) ticket(ctx context.Context, prefs matchd.Preferences) (matchd.Ticket, error) {
+	t := matchd.Ticket{PlayerID: c.player, Rating: matchd.DefaultRating, Priority: c.claims.Priority, Prefs: prefs, Owner: c.h.s.cfg.Instance}
+	switch r := c.h.s.cfg.Ratings; {
+	case c.claims.Rating != nil:
 		t.Rating = *c.claims.Rating
+	case r != nil:
+		stored, ok, err := r.Rating(ctx, c.player)
+		if err != nil {
+			return t, err
+		}
+		if ok {
+			t.Rating = stored
+		}
 	}
-	return t
+	return t, nil
 }
 
 // leave handles leave_queue. A leave that comes after the match does not

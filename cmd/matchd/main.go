@@ -74,7 +74,8 @@ type config struct {
 	origins      []string // -allowed-origins: extra origins for /ws
 	adminToken   string   // -admin-token: empty = admin API off
 	shutdown     time.Duration
-	room         roomConfig // the room lifecycle (rooms.go)
+	room         roomConfig    // the room lifecycle (rooms.go)
+	policy       matchd.Policy // -policy: the matching policy file, else the default
 }
 
 // parseConfig reads flags from args and, for flags not given, the
@@ -101,6 +102,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.StringVar(&cfg.adminToken, "admin-token", "", "bearer token of the admin API (/api/admin/…); empty = admin API off")
 	fs.DurationVar(&cfg.shutdown, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long to wait for clients told to reconnect to go (their tickets stay for the instance they reconnect to)")
 	cfg.room.flags(fs)
+	policyFile := fs.String("policy", "", "matching policy file (JSON; see docs/policy.md); empty = the default policy")
 	configFile := fs.String("config", "", "optional JSON config file: an object whose keys are flag names, e.g. {\"addr\":\":8080\",\"join-limit\":10}; flags and environment win over it")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: matchd [flags]\n\nEach flag can also be set with an environment variable: MATCHD_ and the flag\nname in upper case with dashes as underscores (e.g. -redis-url: MATCHD_REDIS_URL),\nor in the -config file. A flag given on the command line wins over its\nvariable, which wins over the file.\n\nFlags:\n")
@@ -129,6 +131,16 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	if *configFile != "" {
 		if err := applyConfigFile(fs, *configFile, given, getenv); err != nil {
 			return cfg, err
+		}
+	}
+	cfg.policy = matchd.DefaultPolicy()
+	if *policyFile != "" {
+		data, err := os.ReadFile(*policyFile)
+		if err != nil {
+			return cfg, fmt.Errorf("-policy: %w", err)
+		}
+		if cfg.policy, err = matchd.ParsePolicy(data); err != nil {
+			return cfg, fmt.Errorf("-policy %s: %w", *policyFile, err)
 		}
 	}
 	if cfg.shutdown <= 0 {
@@ -276,6 +288,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- stri
 		}
 		backend = memory.New(memory.Config{
 			Rooms:    rooms,
+			Policy:   &cfg.policy,
 			Clock:    clock,
 			Observer: m,
 			Logger:   logger.With("component", "memory"),
@@ -305,6 +318,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- stri
 		backend = redis.New(redis.Config{
 			Client:   client,
 			Rooms:    rooms,
+			Policy:   &cfg.policy,
 			Channel:  cfg.redisChannel,
 			Instance: instance,
 			Observer: m,
@@ -333,6 +347,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- stri
 	}
 	srv := web.New(web.Config{
 		Matchmaker:      backend,
+		Topics:          bank.Topics(),
 		Auth:            authority,
 		Metrics:         m,
 		MetricsHandler:  promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
@@ -345,6 +360,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- stri
 		ShutdownTimeout: cfg.shutdown,
 		AdminToken:      cfg.adminToken,
 		Lifecycle:       cfg.room.lifecycle(sessions, backend, clock, cfg.roomTTL),
+		Ratings:         sessions, // ratings from session feedback (Elo)
 	})
 
 	ln, err := net.Listen("tcp", cfg.addr)

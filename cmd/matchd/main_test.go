@@ -312,3 +312,41 @@ func TestMetricsPassPromtool(t *testing.T) {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 }
+
+func TestPolicyFlag(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, data string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good.json", `{"must_equal":["difficulty"],"rating":{"tolerance":50,"widen_by":25,"every":"10s","max":200}}`)
+	cfg, err := parseConfig([]string{"-policy", good}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.policy.Rating.Start != 50 || len(cfg.policy.MustEqual) != 1 || cfg.policy.NoRematch != 0 {
+		t.Errorf("policy = %+v, want the file's", cfg.policy)
+	}
+	cfg, err = parseConfig(nil, func(k string) string { return map[string]string{"MATCHD_POLICY": good}[k] }, io.Discard)
+	if err != nil || cfg.policy.Rating.Start != 50 {
+		t.Errorf("MATCHD_POLICY: policy %+v, err %v; want the file's", cfg.policy, err)
+	}
+	if cfg, err := parseConfig(nil, func(string) string { return "" }, io.Discard); err != nil || cfg.policy.Rating.Start != 100 || cfg.policy.NoRematch != 24*time.Hour {
+		t.Errorf("no -policy: policy %+v, err %v; want the default", cfg.policy, err)
+	}
+	for name, args := range map[string][]string{
+		"missing_file":    {"-policy", filepath.Join(dir, "nope.json")},
+		"unknown_field":   {"-policy", write("typo.json", `{"must_equals":["difficulty"]}`)},
+		"bad_rating":      {"-policy", write("rating.json", `{"rating":{"tolerance":100}}`)},
+		"not_json_at_all": {"-policy", write("yaml.json", "must_equal: [difficulty]")},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := parseConfig(args, func(string) string { return "" }, io.Discard); err == nil || !strings.Contains(err.Error(), "-policy") {
+				t.Errorf("error = %v, want one naming -policy", err)
+			}
+		})
+	}
+}

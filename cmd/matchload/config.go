@@ -139,7 +139,7 @@ func parseConfig(args []string, out io.Writer) (config, error) {
 	fs.Float64Var(&cfg.dropShare, "drop-share", 0, "share of players (0-1) who drop their socket without a goodbye after a random wait in [0, -leave-within)")
 	fs.DurationVar(&cfg.leaveWithin, "leave-within", 50*time.Millisecond, "upper bound of the random wait after join_queue before leaving or dropping")
 	fs.Float64Var(&cfg.ratingMean, "rating-mean", 1500, "mean of the players' ratings (normal distribution, clamped to 0-10000)")
-	fs.Float64Var(&cfg.ratingSD, "rating-sd", 200, "standard deviation of the players' ratings")
+	fs.Float64Var(&cfg.ratingSD, "rating-sd", 0, "standard deviation of the players' ratings (0: all equal. With a spread, the matching policy's rating rule makes players wait for partners near their rating, and time-to-match includes that wait)")
 	fs.StringVar(&prefs, "prefs", "", `preference mix sent as "preferences" in join_queue, e.g. difficulty=easy:0.3,medium:0.5,hard:0.2;topics=algorithms:0.5,system_design:0.5 (value "any" omits the field); off by default`)
 	fs.DurationVar(&cfg.timeout, "timeout", 60*time.Second, "how long a player waits for match_found after join_queue before leaving")
 	fs.Uint64Var(&cfg.seed, "seed", 1, "seed for ratings, preferences and who leaves or drops (player ids are fresh every run)")

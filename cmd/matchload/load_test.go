@@ -107,7 +107,7 @@ func TestRunRateTwoServers(t *testing.T) {
 	a, b := startServer(t), startServer(t)
 	cfg := mustConfig(t, "-url", a.url+","+b.url, "-secret", testSecret,
 		"-rate", "200", "-duration", "1s", "-drain", "1s", "-preconnect", "40",
-		"-leave-share", "0.1", "-drop-share", "0.05", "-rating-sd", "300")
+		"-leave-share", "0.1", "-drop-share", "0.05")
 	start := time.Now()
 	res := run(context.Background(), cfg, io.Discard, false)
 	rep := &res.report
@@ -195,14 +195,22 @@ func TestInterrupt(t *testing.T) {
 	}
 }
 
-// TestPreferencesRefused sends -prefs to today's server, which does not
-// accept preferences yet: every join is answered invalid_message, counted
-// by code, and the players give up.
-func TestPreferencesRefused(t *testing.T) {
+// TestPreferences sends preferences in join_queue: players who ask for
+// the same are matched; a topic the server's bank does not have is
+// answered invalid_message, counted by code, and those players give up.
+func TestPreferences(t *testing.T) {
 	s := startServer(t)
-	cfg := mustConfig(t, "-url", s.url, "-players", "4", "-prefs", "difficulty=easy:0.5,hard:0.5;topics=algorithms")
+	cfg := mustConfig(t, "-url", s.url, "-players", "4", "-prefs", "difficulty=hard;topics=algorithms:0.5,system_design:0.5;duration=45")
 	res := run(context.Background(), cfg, io.Discard, false)
 	rep := &res.report
+	checkClean(t, rep)
+	if rep.Players.Failed != 0 || rep.Matches < 1 {
+		t.Errorf("failed %d, matches %d, errors %v: want none failed, at least one match", rep.Players.Failed, rep.Matches, rep.Errors)
+	}
+
+	cfg = mustConfig(t, "-url", s.url, "-players", "4", "-prefs", "topics=cooking")
+	res = run(context.Background(), cfg, io.Discard, false)
+	rep = &res.report
 	checkClean(t, rep)
 	if rep.Players.Failed != 4 || rep.Errors["invalid_message"] != 4 {
 		t.Errorf("failed %d, errors %v: want 4 players failed with invalid_message", rep.Players.Failed, rep.Errors)

@@ -77,9 +77,34 @@
     if (wait) waitEl.textContent = wait;
   }
 
+  // preferences reads the lobby's preference controls: only the fields
+  // the player set, so an empty form asks for anyone.
+  function preferences() {
+    const prefs = {};
+    const difficulty = document.getElementById('difficulty').value;
+    const duration = document.getElementById('duration').value;
+    const language = document.getElementById('language').value.trim();
+    const region = document.getElementById('region').value.trim();
+    const topics = Array.from(document.querySelectorAll('input[name="topics"]:checked'), (el) => el.value);
+    if (difficulty) prefs.difficulty = difficulty;
+    if (duration) prefs.duration = Number(duration);
+    if (language) prefs.language = language;
+    if (region) prefs.region = region;
+    if (topics.length) prefs.topics = topics;
+    return prefs;
+  }
+  let joinPrefs = {}; // the preferences of the current join, re-sent on reconnect
+
+  function joinMessage() {
+    return Object.keys(joinPrefs).length ? { type: 'join_queue', preferences: joinPrefs } : { type: 'join_queue' };
+  }
+
   async function pollQueueStatus() {
     try {
-      const res = await fetch('/api/matchmaking/queue-status', {
+      const query = new URLSearchParams();
+      for (const [k, v] of Object.entries(joinPrefs)) query.set(k, Array.isArray(v) ? v.join(',') : String(v));
+      const qs = query.toString();
+      const res = await fetch('/api/matchmaking/queue-status' + (qs ? '?' + qs : ''), {
         headers: authHeaders(),
         credentials: 'same-origin',
       });
@@ -146,7 +171,7 @@
       everOpened = true;
       failedConnects = 0;
       statusEl.textContent = 'Looking for a partner…';
-      send({ type: 'join_queue' }); // idempotent server-side, so safe after a reconnect
+      send(joinMessage()); // idempotent server-side, so safe after a reconnect
       clearInterval(pingTimer);
       pingTimer = setInterval(() => send({ type: 'ping' }), PING_MS);
     };
@@ -200,7 +225,7 @@
           const delay = Math.min(1000 * 2 ** joinRetries, MAX_BACKOFF_MS);
           joinRetries++;
           clearTimeout(joinRetryTimer);
-          joinRetryTimer = setTimeout(() => { if (wantQueue) send({ type: 'join_queue' }); }, delay);
+          joinRetryTimer = setTimeout(() => { if (wantQueue) send(joinMessage()); }, delay);
           break;
         }
         showError(msg.message || msg.code || 'Something went wrong.');
@@ -258,6 +283,18 @@
       return;
     }
     nameInput.removeAttribute('aria-invalid');
+    for (const id of ['language', 'region']) {
+      const el = document.getElementById(id);
+      if (el.value.trim() && !new RegExp('^(?:' + el.pattern + ')$').test(el.value.trim())) {
+        el.setAttribute('aria-invalid', 'true');
+        showError(id === 'language' ? 'Language must be a tag such as "en" or "pt-BR".' : 'Region must be a short name such as "eu-west" (a-z, 0-9 and -).');
+        document.getElementById('prefs').open = true;
+        el.focus();
+        return;
+      }
+      el.removeAttribute('aria-invalid');
+    }
+    joinPrefs = preferences();
     showError('');
     joinBtn.disabled = true;
     try {
