@@ -225,23 +225,40 @@ const claimFor = 30 * time.Second
 // each transition happen once. It returns how many sessions it changed.
 func (l *Lifecycle) Tick(ctx context.Context) (int, error) {
 	now := l.cfg.Clock.Now()
-	ids, err := l.store.Due(ctx, now, 100, claimFor)
-	if err != nil {
-		return 0, err
-	}
 	n := 0
 	var errs []error
-	for _, id := range ids {
-		changed, err := l.tickOne(ctx, id, now)
-		if changed {
-			n++
-		}
+	// Batches of tickBatch, until the due sessions run out or a tick has
+	// done tickRounds batches (the next tick goes on).
+	for range tickRounds {
+		ids, err := l.store.Due(ctx, now, tickBatch, claimFor)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("session %s: %w", id, err))
+			return n, errors.Join(append(errs, err)...)
 		}
+		for _, id := range ids {
+			changed, err := l.tickOne(ctx, id, now)
+			if changed {
+				n++
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("session %s: %w", id, err))
+			}
+		}
+		if len(ids) < tickBatch {
+			break
+		}
+	}
+	if len(errs) > 3 {
+		errs = append(errs[:3], fmt.Errorf("and %d more", len(errs)-3))
 	}
 	return n, errors.Join(errs...)
 }
+
+// A Tick claims due sessions tickBatch at a time, at most tickRounds
+// times.
+const (
+	tickBatch  = 100
+	tickRounds = 10
+)
 
 func (l *Lifecycle) tickOne(ctx context.Context, id string, now time.Time) (bool, error) {
 	s, err := l.store.Session(ctx, id)

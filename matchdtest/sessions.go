@@ -42,6 +42,7 @@ func RunSessionStore(t *testing.T, factory SessionStoreFactory) {
 		{"lifecycle/no_ready_window", testNoReadyWindow},
 		{"lifecycle/feedback_once_players_only", testFeedback},
 		{"lifecycle/cleanup_once_with_several_instances", testCleanupOnce},
+		{"lifecycle/tick_takes_more_than_a_batch", testTickBatches},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, factory(t)) })
@@ -673,5 +674,23 @@ func testCleanupOnce(t *testing.T, instance func() matchd.SessionStore) {
 		if !slices.Contains(released, id) {
 			t.Errorf("room %s was never released", id)
 		}
+	}
+}
+
+func testTickBatches(t *testing.T, instance func() matchd.SessionStore) {
+	store, clock, mm := instance(), NewClock(), &FakeSettler{}
+	l := newLifecycle(store, mm, clock)
+	const rooms = 250 // more than one claim batch
+	for range rooms {
+		if _, err := l.Open(ctxFor(t), sessionRoom()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Advance(time.Minute)
+	if n := tick(t, l); n != rooms {
+		t.Fatalf("one tick ended %d sessions, want all %d", n, rooms)
+	}
+	if _, released := mm.Calls(); len(released) != rooms {
+		t.Errorf("released %d rooms, want %d", len(released), rooms)
 	}
 }
