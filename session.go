@@ -56,9 +56,9 @@ type Session struct {
 	Reason    string        `json:"reason,omitempty"`
 	By        string        `json:"by,omitempty"` // the player who left, or the no-show
 	// Settled is set once the matchmaker has been told of the end (the
-	// ready player requeued, the room released). Until then the session is
-	// due at once, so that another instance finishes the job if this one
-	// dies.
+	// ready player requeued, the room released). Until then the session
+	// stays due (SettleRetry), so that another instance finishes the job
+	// if this one dies.
 	Settled bool `json:"settled,omitempty"`
 	// Pending holds the events of the step that ended the session until
 	// it is settled: a player told "requeued" or "match_cancelled" must
@@ -146,14 +146,20 @@ func (s Session) Requeued() string {
 	return s.Partner(s.By)
 }
 
+// SettleRetry is how long after its end an unsettled session is due
+// again. The instance that ended it settles it at once; the timer only
+// matters when that failed (the matchmaker was unreachable, the instance
+// died), and then a retry every few seconds is plenty.
+const SettleRetry = 5 * time.Second
+
 // Due returns when the session next needs a Tick: the end of the ready
-// window, the next warning, the end, at once while an ended session is not
-// settled, and its expiry (cleanup) after that.
+// window, the next warning, the end, SettleRetry after the end while an
+// ended session is not settled, and its expiry (cleanup) after that.
 func (s Session) Due() time.Time {
 	var due time.Time
 	switch {
 	case s.Ended() && !s.Settled:
-		return s.EndedAt
+		return s.EndedAt.Add(SettleRetry)
 	case s.Ended():
 		return s.ExpiresAt
 	case s.Status == StatusWaiting:

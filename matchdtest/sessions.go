@@ -43,6 +43,7 @@ func RunSessionStore(t *testing.T, factory SessionStoreFactory) {
 		{"lifecycle/feedback_once_players_only", testFeedback},
 		{"lifecycle/cleanup_once_with_several_instances", testCleanupOnce},
 		{"lifecycle/tick_takes_more_than_a_batch", testTickBatches},
+		{"lifecycle/settling_is_retried", testSettleRetried},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, factory(t)) })
@@ -54,12 +55,27 @@ type FakeSettler struct {
 	mu       sync.Mutex
 	Requeued []string // "matchID/player/owner/boost"
 	Released []string // match ids
+	// Fail, while set, makes both calls fail as an unreachable backend
+	// would.
+	Fail bool
+}
+
+var errSettlerDown = matchd.Errorf(matchd.EUnavailable, "matchmaker down")
+
+// SetFail switches failing on or off.
+func (f *FakeSettler) SetFail(fail bool) {
+	f.mu.Lock()
+	f.Fail = fail
+	f.mu.Unlock()
 }
 
 // Requeue implements matchd.Settler.
 func (f *FakeSettler) Requeue(_ context.Context, matchID, player, owner string, boost int) (matchd.JoinResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.Fail {
+		return matchd.JoinResult{}, errSettlerDown
+	}
 	f.Requeued = append(f.Requeued, fmt.Sprintf("%s/%s/%s/%d", matchID, player, owner, boost))
 	return matchd.JoinResult{Added: true}, nil
 }
@@ -68,6 +84,9 @@ func (f *FakeSettler) Requeue(_ context.Context, matchID, player, owner string, 
 func (f *FakeSettler) Release(_ context.Context, matchID string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.Fail {
+		return errSettlerDown
+	}
 	f.Released = append(f.Released, matchID)
 	return nil
 }
@@ -254,12 +273,16 @@ func testDueClaims(t *testing.T, instance func() matchd.SessionStore) {
 	if ids := due(store); len(ids) != 2 {
 		t.Fatalf("Due after the claims lapsed = %v, want both", ids)
 	}
-	// A commit reschedules: the ended session is due at once (to settle).
+	// A commit reschedules: the ended session is due soon (to settle).
 	clock.Advance(2 * time.Minute)
 	next, _, _, _ := mustSession(t, store, early.MatchID).Apply(matchd.Step{Kind: matchd.StepTick}, clock.Now())
 	if ok, err := store.Commit(ctxFor(t), matchd.Commit{Session: next}); !ok || err != nil {
 		t.Fatalf("commit = %v, %v", ok, err)
 	}
+	if ids := due(store); slices.Contains(ids, early.MatchID) {
+		t.Fatalf("Due right after the commit = %v, want %s not yet (SettleRetry)", ids, early.MatchID)
+	}
+	clock.Advance(matchd.SettleRetry)
 	if ids := due(store); !slices.Contains(ids, early.MatchID) {
 		t.Fatalf("Due after the commit = %v, want %s among them", ids, early.MatchID)
 	}
@@ -692,5 +715,42 @@ func testTickBatches(t *testing.T, instance func() matchd.SessionStore) {
 	}
 	if _, released := mm.Calls(); len(released) != rooms {
 		t.Errorf("released %d rooms, want %d", len(released), rooms)
+	}
+}
+
+// testSettleRetried: when the matchmaker cannot be told of a session's
+// end, the session stays due and its players are told nothing yet; a
+// later tick (here another instance's) settles it and sends the frames,
+// once.
+func testSettleRetried(t *testing.T, instance func() matchd.SessionStore) {
+	store, clock, mm := instance(), NewClock(), &FakeSettler{}
+	log := Collect(t, store)
+	l1, l2 := newLifecycle(store, mm, clock), newLifecycle(instance(), mm, clock)
+	room := sessionRoom()
+	l1.Ready(ctxFor(t), room, "bob", "gw2")
+	mm.SetFail(true)
+	clock.Advance(30 * time.Second)
+	if _, err := l1.Tick(ctxFor(t)); matchd.ErrorCode(err) != matchd.EUnavailable {
+		t.Fatalf("Tick with the matchmaker down: err = %v, want unavailable", err)
+	}
+	s := mustSession(t, store, room.MatchID)
+	if s.Status != matchd.StatusAbandoned || s.Settled || len(s.Pending) != 2 {
+		t.Fatalf("session = %+v, want ended, not settled, two frames pending", s)
+	}
+	mm.SetFail(false)
+	if n := tick(t, l2); n != 0 {
+		t.Errorf("a tick within the claim settled %d sessions, want none (claimed)", n)
+	}
+	clock.Advance(31 * time.Second) // the failed tick's claim lapses
+	if n := tick(t, l2); n != 1 {
+		t.Fatalf("the retry settled %d sessions, want 1", n)
+	}
+	log.Want(t, "requeued>bob:partner_no_show", "match_cancelled>alice:not_ready")
+	if s := mustSession(t, store, room.MatchID); !s.Settled || len(s.Pending) != 0 {
+		t.Errorf("session = %+v, want settled, nothing pending", s)
+	}
+	requeued, released := mm.Calls()
+	if len(requeued) != 1 || len(released) != 1 {
+		t.Errorf("requeued %v, released %v: want each once", requeued, released)
 	}
 }

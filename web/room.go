@@ -17,12 +17,8 @@ import (
 // for a socket that (re)joins a room. The Lifecycle (package matchd) holds
 // the rules; this file only carries them.
 
-const (
-	// MaxChatLength caps one chat message, in characters.
-	MaxChatLength = 500
-	// roomResyncChunk bounds one Assignments call of a room resync.
-	roomResyncChunk = 500
-)
+// MaxChatLength caps one chat message, in characters.
+const MaxChatLength = 500
 
 // rooms is the gateway's side of the room lifecycle. It exists only when
 // Config.Lifecycle is set.
