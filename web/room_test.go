@@ -42,6 +42,7 @@ func withLifecycle(o lifecycleOpts) option {
 			Clock:         o.clock,
 		})
 		c.TickEvery = 5 * time.Millisecond
+		c.Ratings = store
 	}
 }
 
@@ -278,6 +279,16 @@ func TestRoomLeaveFeedbackHistory(t *testing.T) {
 	if status, body := h.do("POST", "/api/matches/nosuchmatch0000000000/feedback", aliceToken, map[string]any{"rating": 3}); status != http.StatusNotFound {
 		t.Errorf("feedback on an unknown match: %d %v, want 404", status, body)
 	}
+
+	// Bob's rating moved with alice's 4 stars, and his next join uses it.
+	bob.join()
+	bob.expect("queued")
+	waiting, _ := h.backend.Waiting(t.Context(), 10)
+	if want := matchd.Elo(matchd.DefaultRating, matchd.DefaultRating, 4); len(waiting) != 1 || waiting[0].Rating != want {
+		t.Errorf("bob's ticket = %+v, want his stored rating %v", waiting, want)
+	}
+	bob.leave()
+	bob.expect("left_queue")
 
 	status, body := h.do("GET", "/api/players/me/matches", bobToken, nil)
 	matches, _ := body["matches"].([]any)
