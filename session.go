@@ -179,15 +179,19 @@ func (s Session) Due() time.Time {
 // Room event types: what the lifecycle and the players' sockets tell a
 // player. Each is a server frame of the wire contract.
 const (
-	RoomStarted         = "room_started"
-	RoomRequeued        = "requeued"
-	RoomCancelled       = "match_cancelled"
-	RoomTimeWarning     = "time_warning"
-	RoomTimeUp          = "time_up"
-	RoomPartnerLeft     = "partner_left"
-	RoomChat            = "chat"
-	RoomPartnerOnline   = "partner_connected"
-	RoomPartnerOffline  = "partner_disconnected"
+	RoomStarted        = "room_started"
+	RoomRequeued       = "requeued"
+	RoomCancelled      = "match_cancelled"
+	RoomTimeWarning    = "time_warning"
+	RoomTimeUp         = "time_up"
+	RoomPartnerLeft    = "partner_left"
+	RoomChat           = "chat"
+	RoomPartnerOnline  = "partner_connected"
+	RoomPartnerOffline = "partner_disconnected"
+	// RoomState tells a player that their session changed in a way no
+	// other frame tells (their partner said ready): the gateway sends them
+	// room_state.
+	RoomState           = "room_state"
 	reasonPartnerNoShow = "partner_no_show"
 )
 
@@ -255,6 +259,8 @@ func (s Session) Apply(step Step, now time.Time) (next Session, events []RoomEve
 			for _, p := range s.Players {
 				events = append(events, RoomEvent{Type: RoomStarted, MatchID: s.MatchID, To: p, QuestionID: s.QuestionID, QuestionText: s.QuestionText, EndsAt: next.EndsAt})
 			}
+		} else {
+			events = append(events, RoomEvent{Type: RoomState, MatchID: s.MatchID, To: s.Players[1-i]})
 		}
 	case StepLeave:
 		if s.Index(step.Player) < 0 {

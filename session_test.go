@@ -27,12 +27,12 @@ func TestSessionApply(t *testing.T) {
 		reason, by string
 	}{
 		{"both_ready", 30 * time.Second, []step{
-			{1 * time.Second, Step{Kind: StepReady, Player: "alice"}, nil},
+			{1 * time.Second, Step{Kind: StepReady, Player: "alice"}, []string{RoomState}},
 			{2 * time.Second, Step{Kind: StepReady, Player: "alice"}, nil},
 			{3 * time.Second, Step{Kind: StepReady, Player: "bob"}, []string{RoomStarted, RoomStarted}},
 		}, StatusActive, "", ""},
 		{"one_no_show", 30 * time.Second, []step{
-			{1 * time.Second, Step{Kind: StepReady, Player: "bob"}, nil},
+			{1 * time.Second, Step{Kind: StepReady, Player: "bob"}, []string{RoomState}},
 			{29 * time.Second, Step{Kind: StepTick}, nil},
 			{30 * time.Second, Step{Kind: StepTick}, []string{RoomRequeued, RoomCancelled}},
 		}, StatusAbandoned, EndNoShow, "alice"},
@@ -40,7 +40,7 @@ func TestSessionApply(t *testing.T) {
 			{30 * time.Second, Step{Kind: StepTick}, []string{RoomCancelled, RoomCancelled}},
 		}, StatusAbandoned, EndNotReady, ""},
 		{"late_ready_is_the_tick", 30 * time.Second, []step{
-			{1 * time.Second, Step{Kind: StepReady, Player: "bob"}, nil},
+			{1 * time.Second, Step{Kind: StepReady, Player: "bob"}, []string{RoomState}},
 			{31 * time.Second, Step{Kind: StepReady, Player: "alice"}, []string{RoomRequeued, RoomCancelled}},
 		}, StatusAbandoned, EndNoShow, "alice"},
 		{"leave_while_waiting", 30 * time.Second, []step{

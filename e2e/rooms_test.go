@@ -146,6 +146,9 @@ func TestRoomSessionAcrossInstances(t *testing.T) {
 
 		alice.sendJSON(map[string]string{"type": "ready", "match_id": id})
 		alice.expect("room_state")
+		if st := bob.expect("room_state"); st["partner_ready"] != true {
+			t.Errorf("bob's room_state after alice's ready = %v, want his partner ready", st)
+		}
 		bob.sendJSON(map[string]string{"type": "ready"})
 		bob.expectAll("room_state", "room_started")
 		alice.expect("room_started")
@@ -220,6 +223,7 @@ func TestRoomNoShowAcrossInstances(t *testing.T) {
 
 		bob.sendJSON(map[string]string{"type": "ready", "match_id": id})
 		bob.expect("room_state")
+		alice.expect("room_state") // her partner is ready
 		f.clock.Advance(30 * time.Second)
 		if m := bob.expect("requeued"); m["reason"] != "partner_no_show" {
 			t.Errorf("bob got %v, want requeued for partner_no_show", m)
@@ -260,6 +264,7 @@ func TestRoomStateAfterResubscribe(t *testing.T) {
 	alice.expect("match_found")
 	alice.sendJSON(map[string]string{"type": "ready", "match_id": id})
 	alice.expect("room_state")
+	bob.expect("room_state")
 	bob.sendJSON(map[string]string{"type": "ready", "match_id": id})
 	bob.expectAll("room_state", "room_started")
 	alice.expect("room_started")

@@ -405,7 +405,7 @@ func testBothReady(t *testing.T, instance func() matchd.SessionStore) {
 	if s.Status != matchd.StatusActive || !s.StartedAt.Equal(clock.Now()) || !s.EndsAt.Equal(clock.Now().Add(15*time.Minute)) {
 		t.Fatalf("after both ready: %+v, want active from now for 15 minutes", s)
 	}
-	log.Want(t, "room_started>alice", "room_started>bob")
+	log.Want(t, "room_state>bob", "room_started>alice", "room_started>bob")
 	// A repeated ready changes nothing.
 	if again, err := l.Ready(ctxFor(t), room, "alice", "gw1"); err != nil || again.Version != s.Version {
 		t.Errorf("repeated ready = %+v, %v; want the same session", again, err)
@@ -417,7 +417,7 @@ func testBothReady(t *testing.T, instance func() matchd.SessionStore) {
 	if n := tick(t, l); n != 0 {
 		t.Errorf("tick with nothing due changed %d sessions", n)
 	}
-	log.Want(t, "room_started>alice", "room_started>bob")
+	log.Want(t, "room_state>bob", "room_started>alice", "room_started>bob")
 }
 
 func testNoShow(t *testing.T, instance func() matchd.SessionStore) {
@@ -441,7 +441,7 @@ func testNoShow(t *testing.T, instance func() matchd.SessionStore) {
 	if s.Status != matchd.StatusAbandoned || s.Reason != matchd.EndNoShow || s.By != "alice" || !s.Settled {
 		t.Fatalf("after the window: %+v, want abandoned and settled, alice a no-show", s)
 	}
-	log.Want(t, "requeued>bob:partner_no_show", "match_cancelled>alice:not_ready")
+	log.Want(t, "room_state>alice", "requeued>bob:partner_no_show", "match_cancelled>alice:not_ready")
 	requeued, released := mm.Calls()
 	if want := []string{room.MatchID + "/bob/gw2/10"}; !slices.Equal(requeued, want) {
 		t.Errorf("requeued = %v, want %v", requeued, want)
@@ -461,7 +461,7 @@ func testNoShow(t *testing.T, instance func() matchd.SessionStore) {
 	}
 	// Nothing more happens until the cleanup.
 	tick(t, l)
-	log.Want(t, "requeued>bob:partner_no_show", "match_cancelled>alice:not_ready")
+	log.Want(t, "room_state>alice", "requeued>bob:partner_no_show", "match_cancelled>alice:not_ready")
 	if requeued, _ := mm.Calls(); len(requeued) != 1 {
 		t.Errorf("requeued %v: want once", requeued)
 	}
@@ -511,14 +511,14 @@ func testLeaveMidSession(t *testing.T, instance func() matchd.SessionStore) {
 	if s.Status != matchd.StatusCompleted || s.Reason != matchd.EndLeft || s.By != "bob" || !s.Settled {
 		t.Fatalf("after bob left: %+v, want completed by bob leaving, settled", s)
 	}
-	log.Want(t, "room_started>alice", "room_started>bob", "partner_left>alice")
+	log.Want(t, "room_state>bob", "room_started>alice", "room_started>bob", "partner_left>alice")
 	if _, released := mm.Calls(); !slices.Equal(released, []string{room.MatchID}) {
 		t.Errorf("released = %v, want the room", released)
 	}
 	// The timer of an ended session sends nothing.
 	clock.Advance(15 * time.Minute)
 	tick(t, l)
-	log.Want(t, "room_started>alice", "room_started>bob", "partner_left>alice")
+	log.Want(t, "room_state>bob", "room_started>alice", "room_started>bob", "partner_left>alice")
 	if again, err := l.Leave(ctxFor(t), room, "alice"); err != nil || again.Version != s.Version {
 		t.Errorf("leaving an ended session = %+v, %v; want no change", again, err)
 	}
@@ -544,7 +544,7 @@ func testWarningsAndEnd(t *testing.T, instance func() matchd.SessionStore) {
 		}
 		wg.Wait()
 	}
-	started := []string{"room_started>alice", "room_started>bob"}
+	started := []string{"room_state>bob", "room_started>alice", "room_started>bob"}
 	clock.Advance(10*time.Minute - time.Second)
 	ticks()
 	log.Want(t, started...)
@@ -745,7 +745,7 @@ func testSettleRetried(t *testing.T, instance func() matchd.SessionStore) {
 	if n := tick(t, l2); n != 1 {
 		t.Fatalf("the retry settled %d sessions, want 1", n)
 	}
-	log.Want(t, "requeued>bob:partner_no_show", "match_cancelled>alice:not_ready")
+	log.Want(t, "room_state>alice", "requeued>bob:partner_no_show", "match_cancelled>alice:not_ready")
 	if s := mustSession(t, store, room.MatchID); !s.Settled || len(s.Pending) != 0 {
 		t.Errorf("session = %+v, want settled, nothing pending", s)
 	}

@@ -120,7 +120,21 @@ func (r *rooms) deliver(ctx context.Context, ev matchd.RoomEvent) {
 	if len(conns) == 0 {
 		return
 	}
-	f := roomEventFrame(ev)
+	var f []byte
+	if ev.Type == matchd.RoomState {
+		sctx, cancel := context.WithTimeout(ctx, opTimeout)
+		sess, err := r.lc.Store().Session(sctx, ev.MatchID)
+		cancel()
+		if err != nil {
+			return // gone, or unreachable: the next frame or resync tells
+		}
+		f = roomStateFrame(sess, ev.To, r.now())
+		for _, c := range conns {
+			r.shown(c, ev.MatchID)
+		}
+	} else {
+		f = roomEventFrame(ev)
+	}
 	for _, c := range conns {
 		c.send(f)
 	}

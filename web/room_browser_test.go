@@ -52,6 +52,7 @@ func TestBrowserSession(t *testing.T) {
 
 	alice.run("saying ready", chromedp.Click(chromedp.CSS("#ready")))
 	alice.poll(`document.getElementById('session-status').textContent.includes('Waiting for your partner')`)
+	bob.poll(`document.getElementById('session-status').textContent.includes('Your partner is ready')`)
 	bob.run("saying ready", chromedp.Click(chromedp.CSS("#ready")))
 	for _, p := range []*browserPage{alice, bob} {
 		p.poll(`document.body.dataset.session === 'active' && !document.getElementById('countdown-line').hidden`)

@@ -101,6 +101,9 @@ func startSession(t *testing.T, alice, bob *client, id string) {
 	if st := alice.expect("room_state"); st["you_ready"] != true || st["partner_ready"] != false || st["status"] != "waiting" {
 		t.Fatalf("alice's room_state after ready = %v, want waiting, her ready", st)
 	}
+	if st := bob.expect("room_state"); st["you_ready"] != false || st["partner_ready"] != true {
+		t.Fatalf("bob's room_state after alice's ready = %v, want his partner ready", st)
+	}
 	bob.ready(id)
 	got := bob.expectAll("room_state", "room_started")
 	if st := got["room_state"]; st["status"] != "active" || st["you_ready"] != true || st["partner_ready"] != true {
@@ -156,6 +159,7 @@ func TestRoomNoShow(t *testing.T) {
 	alice, bob, id := pair(t, h)
 	bob.ready(id)
 	bob.expect("room_state")
+	alice.expect("room_state") // her partner is ready
 
 	clock.Advance(30 * time.Second)
 	if m := bob.expect("requeued"); m["reason"] != "partner_no_show" || m["match_id"] != id {
@@ -502,6 +506,7 @@ func TestRoomNoShowAfterReadyPlayerLeft(t *testing.T) {
 	alice, bob, id := pair(t, h)
 	bob.ready(id)
 	bob.expect("room_state")
+	alice.expect("room_state")
 	bob.ws.CloseNow()
 	alice.expect("partner_disconnected")
 	clock.Advance(30 * time.Second)

@@ -157,7 +157,7 @@
         case 'waiting':
           setStatus('waiting', st.you_ready
             ? (st.partner_ready ? 'Both ready — starting…' : 'You are ready. Waiting for your partner…')
-            : 'Say you are ready to start the interview.');
+            : (st.partner_ready ? 'Your partner is ready — say you are ready to start.' : 'Say you are ready to start the interview.'));
           $('ready').hidden = !!st.you_ready;
           if (secs !== null) countTo(Date.now() + secs * 1000, 'Ready check closes in');
           break;
