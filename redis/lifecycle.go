@@ -102,9 +102,13 @@ func (b *Backend) added(ctx context.Context, player string, reply []any) (matchd
 	res := matchd.JoinResult{Added: true, QueueSize: size}
 	room, size, err := b.settle(ctx, me, now, cands, size)
 	if err != nil {
-		// The ticket is in; its wake (or the next join that fits it)
-		// matches it.
+		// The ticket is in. Make it due, so that the next sweep looks
+		// at it; if Redis cannot take that either, its next widening or
+		// the next join that fits it will.
 		b.cfg.Logger.Warn("matching after join failed", "err", err)
+		wctx, cancel := context.WithTimeout(b.ctx, time.Second)
+		b.rewake(wctx, []wakeAt{{me.Ticket, now}})
+		cancel()
 		b.poke()
 		return res, nil
 	}
