@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/matchd/matchd"
@@ -70,9 +71,9 @@ type waiter struct {
 // decodeWaiter decodes a ticket record. Ticket.Seen gets the questions the
 // player had within the no-repeat window before now.
 func (b *Backend) decodeWaiter(player, raw string, now time.Time) (waiter, error) {
-	var rec ticketRecord
-	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
-		return waiter{}, fmt.Errorf("ticket of %s: %w", player, err)
+	rec, err := b.records.decode(player, raw)
+	if err != nil {
+		return waiter{}, err
 	}
 	w := waiter{Ticket: matchd.Ticket{
 		PlayerID: player,
@@ -99,6 +100,43 @@ func (b *Backend) decodeWaiter(player, raw string, now time.Time) (waiter, error
 	})
 	within(rec.Seen, b.policy.NoRepeat, func(id string) { w.Seen = append(w.Seen, id) })
 	return w, nil
+}
+
+// recordCache keeps the tickets it decoded recently, by player: the same
+// waiting tickets come back as candidates to many joins, and decoding is
+// most of what this process spends on a join. A cached record is used
+// only if the stored JSON is byte for byte the same.
+type recordCache struct {
+	mu   sync.Mutex
+	byID map[string]cachedRecord
+}
+
+type cachedRecord struct {
+	raw string
+	rec ticketRecord
+}
+
+// recordCacheSize bounds the cache; when full it starts again empty.
+const recordCacheSize = 4096
+
+func (c *recordCache) decode(player, raw string) (ticketRecord, error) {
+	c.mu.Lock()
+	e, ok := c.byID[player]
+	c.mu.Unlock()
+	if ok && e.raw == raw {
+		return e.rec, nil
+	}
+	var rec ticketRecord
+	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
+		return rec, fmt.Errorf("ticket of %s: %w", player, err)
+	}
+	c.mu.Lock()
+	if c.byID == nil || len(c.byID) >= recordCacheSize {
+		c.byID = make(map[string]cachedRecord)
+	}
+	c.byID[player] = cachedRecord{raw, rec}
+	c.mu.Unlock()
+	return rec, nil
 }
 
 // decodeWaiters decodes the (player, ticket JSON) pairs a script returns.

@@ -87,6 +87,7 @@ type Backend struct {
 	widen  int64 // ms after joining when a ticket's rules first widen; -1: never
 
 	sweepMu sync.Mutex // one sweep at a time per instance
+	records recordCache
 
 	kick   chan struct{}
 	ctx    context.Context
