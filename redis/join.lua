@@ -51,15 +51,11 @@ end
 local now = now_ms(ARGV[5])
 local seq = redis.call('INCR', KEYS[2])
 local rec = record(prefix, player, seq, now, ARGV[3], now, ARGV[13], ARGV[14])
-redis.call('ZADD', KEYS[1], seq, player)
-redis.call('HSET', KEYS[3], player, rec)
-redis.call('HSET', KEYS[4], player, owner)
-redis.call('SADD', KEYS[6], player)
-local band = tonumber(ARGV[7])
-index(prefix, player, ARGV[6], band, rank(seq, ARGV[8]))
+local band, wake_at = tonumber(ARGV[7]), nil
 if tonumber(ARGV[9]) >= 0 then
-  redis.call('ZADD', prefix .. 'wake', int(now + tonumber(ARGV[9])), player)
+  wake_at = now + tonumber(ARGV[9])
 end
+add(prefix, player, owner, seq, rec, ARGV[6], band, ARGV[8], wake_at)
 
 local reply = {'added', redis.call('ZCARD', KEYS[1]), int(now), seq, rec}
 return gather(prefix, player, ARGV[6], band, tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12]), reply)

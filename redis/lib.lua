@@ -88,6 +88,19 @@ local function unindex(prefix, player)
   redis.call('HDEL', prefix .. 'at', player)
 end
 
+-- add puts a ticket in the pool: queue, tickets, owners, owned:<owner>,
+-- its bucket's band, and the wake ZSET when wake_at is not nil.
+local function add(prefix, player, owner, seq, rec, bucket, band, prio, wake_at)
+  redis.call('ZADD', prefix .. 'queue', seq, player)
+  redis.call('HSET', prefix .. 'tickets', player, rec)
+  redis.call('HSET', prefix .. 'owners', player, owner)
+  redis.call('SADD', prefix .. 'owned:' .. owner, player)
+  index(prefix, player, bucket, band, rank(seq, prio))
+  if wake_at then
+    redis.call('ZADD', prefix .. 'wake', int(wake_at), player)
+  end
+end
+
 -- remove takes every trace of player's waiting ticket out of the pool.
 local function remove(prefix, player)
   unindex(prefix, player)

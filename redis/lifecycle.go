@@ -59,6 +59,7 @@ func (b *Backend) Requeue(ctx context.Context, matchID, player, owner string, bo
 		if err != nil {
 			return matchd.JoinResult{}, err
 		}
+		readAt := time.Now()
 		reply, err := requeueScript.Run(ctx, b.c,
 			[]string{k.queue, k.tickets, k.owners, k.assign(player), k.owned(owner), k.room(matchID), k.matched(matchID)},
 			player, owner, attrsJSON, k.prefix, b.nowArg(), b.bucket(attrs.Prefs), bandOf(attrs.Rating), rankOf(attrs.Priority),
@@ -77,7 +78,7 @@ func (b *Backend) Requeue(ctx context.Context, matchID, player, owner string, bo
 		case "stale":
 			continue
 		case "added":
-			return b.added(ctx, player, reply)
+			return b.added(ctx, player, reply, readAt)
 		default:
 			return matchd.JoinResult{}, fmt.Errorf("requeue.lua: unexpected reply %v", reply)
 		}
@@ -85,10 +86,10 @@ func (b *Backend) Requeue(ctx context.Context, matchID, player, owner string, bo
 	return matchd.JoinResult{}, fmt.Errorf("requeue of %s: the matched ticket keeps changing", player)
 }
 
-// added finishes a join or requeue whose script replied {"added", size,
-// now, seq, record, candidates…}: it matches the new ticket with its best
-// candidate at once.
-func (b *Backend) added(ctx context.Context, player string, reply []any) (matchd.JoinResult, error) {
+// added finishes a join or requeue whose script, sent at readAt, replied
+// {"added", size, now, seq, record, candidates…}: it matches the new
+// ticket with its best candidate at once.
+func (b *Backend) added(ctx context.Context, player string, reply []any, readAt time.Time) (matchd.JoinResult, error) {
 	size, now := int(toInt(reply[1])), time.UnixMilli(toInt(reply[2]))
 	raw, _ := reply[4].(string)
 	me, err := b.decodeWaiter(player, raw, now)
@@ -100,11 +101,15 @@ func (b *Backend) added(ctx context.Context, player string, reply []any) (matchd
 		return matchd.JoinResult{}, err
 	}
 	res := matchd.JoinResult{Added: true, QueueSize: size}
-	room, size, err := b.settle(ctx, me, now, cands, size)
+	room, size, err := b.settle(ctx, me, now, cands, readAt, size)
 	if err != nil {
-		// The ticket is in; its wake (or the next join that fits it)
-		// matches it.
+		// The ticket is in. Make it due, so that the next sweep looks
+		// at it; if Redis cannot take that either, its next widening or
+		// the next join that fits it will.
 		b.cfg.Logger.Warn("matching after join failed", "err", err)
+		wctx, cancel := context.WithTimeout(b.ctx, time.Second)
+		b.rewake(wctx, []wakeAt{{me.Ticket, now}})
+		cancel()
 		b.poke()
 		return res, nil
 	}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/matchd/matchd"
@@ -70,9 +71,9 @@ type waiter struct {
 // decodeWaiter decodes a ticket record. Ticket.Seen gets the questions the
 // player had within the no-repeat window before now.
 func (b *Backend) decodeWaiter(player, raw string, now time.Time) (waiter, error) {
-	var rec ticketRecord
-	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
-		return waiter{}, fmt.Errorf("ticket of %s: %w", player, err)
+	rec, err := b.records.decode(player, raw)
+	if err != nil {
+		return waiter{}, err
 	}
 	w := waiter{Ticket: matchd.Ticket{
 		PlayerID: player,
@@ -99,6 +100,43 @@ func (b *Backend) decodeWaiter(player, raw string, now time.Time) (waiter, error
 	})
 	within(rec.Seen, b.policy.NoRepeat, func(id string) { w.Seen = append(w.Seen, id) })
 	return w, nil
+}
+
+// recordCache keeps the tickets it decoded recently, by player: the same
+// waiting tickets come back as candidates to many joins, and decoding is
+// most of what this process spends on a join. A cached record is used
+// only if the stored JSON is byte for byte the same.
+type recordCache struct {
+	mu   sync.Mutex
+	byID map[string]cachedRecord
+}
+
+type cachedRecord struct {
+	raw string
+	rec ticketRecord
+}
+
+// recordCacheSize bounds the cache; when full it starts again empty.
+const recordCacheSize = 4096
+
+func (c *recordCache) decode(player, raw string) (ticketRecord, error) {
+	c.mu.Lock()
+	e, ok := c.byID[player]
+	c.mu.Unlock()
+	if ok && e.raw == raw {
+		return e.rec, nil
+	}
+	var rec ticketRecord
+	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
+		return rec, fmt.Errorf("ticket of %s: %w", player, err)
+	}
+	c.mu.Lock()
+	if c.byID == nil || len(c.byID) >= recordCacheSize {
+		c.byID = make(map[string]cachedRecord)
+	}
+	c.byID[player] = cachedRecord{raw, rec}
+	c.mu.Unlock()
+	return rec, nil
 }
 
 // decodeWaiters decodes the (player, ticket JSON) pairs a script returns.
@@ -213,6 +251,49 @@ func (b *Backend) best(me *waiter, cands []waiter, now time.Time, skip func(play
 // player. Call it with mu held.
 func (b *Backend) inFlightLocked(player string) bool { return b.inflight[player] != nil }
 
+// recentCommits bounds how many committed tickets an instance remembers
+// (seconds' worth at full speed; a candidate list is a few round trips
+// old at most).
+const recentCommits = 8192
+
+// recentTickets is a bounded set of the tickets (player, seq) this
+// instance committed, with when, the oldest forgotten first. Its times are
+// the local monotonic clock: they order this instance's own reads and
+// commits, not the policy's time.
+type recentTickets struct {
+	seq  map[string]recentTicket
+	ring []string
+	next int
+}
+
+type recentTicket struct {
+	seq uint64
+	at  time.Time // when the commit's reply arrived
+}
+
+func (r *recentTickets) add(t matchd.Ticket, at time.Time) {
+	if old := r.ring[r.next]; old != "" {
+		delete(r.seq, old)
+	}
+	r.ring[r.next] = t.PlayerID
+	r.seq[t.PlayerID] = recentTicket{t.Seq, at}
+	r.next = (r.next + 1) % len(r.ring)
+}
+
+// goneLocked drops from cands, read by a script sent at readAt, the
+// tickets this instance committed after that: choosing one could only
+// lose the conditional commit. A ticket committed before the read and
+// offered by it anyway was requeued (with its seq) and is kept. It reports
+// whether it dropped any. Call it with mu held.
+func (b *Backend) goneLocked(cands []waiter, readAt time.Time) ([]waiter, bool) {
+	n := len(cands)
+	cands = slices.DeleteFunc(cands, func(c waiter) bool {
+		e, ok := b.done.seq[c.PlayerID]
+		return ok && e.seq == c.Seq && e.at.After(readAt)
+	})
+	return cands, len(cands) < n
+}
+
 // reserveLocked marks players in flight and returns the channel that
 // unreserve closes. Call it with mu held.
 func (b *Backend) reserveLocked(players ...string) chan struct{} {
@@ -267,12 +348,14 @@ const maxSettle = 64
 // That others choose around a pair in flight is the one way in which
 // concurrency can give a player its second-best partner: only if that
 // commit then loses to another instance.
-func (b *Backend) settle(ctx context.Context, me waiter, now time.Time, cands []waiter, size int) (*matchd.Room, int, error) {
+func (b *Backend) settle(ctx context.Context, me waiter, now time.Time, cands []waiter, readAt time.Time, size int) (*matchd.Room, int, error) {
 	for attempt := 0; ; attempt++ {
 		var pair [2]matchd.Ticket
 		var done, wait chan struct{}
+		stale := false
 		b.mu.Lock()
 		if wait = b.inflight[me.PlayerID]; wait == nil {
+			cands, stale = b.goneLocked(cands, readAt)
 			i, skipped := b.best(&me, cands, now, b.inFlightLocked)
 			switch {
 			case i >= 0:
@@ -301,14 +384,16 @@ func (b *Backend) settle(ctx context.Context, me waiter, now time.Time, cands []
 			case <-ctx.Done():
 				return nil, size, ctx.Err()
 			}
-		default:
+		case !stale:
 			return nil, size, nil // nobody fits
 		}
+		// Else some candidates were matched since the read: search again.
 		if attempt >= maxSettle {
 			b.rewake(ctx, []wakeAt{{me.Ticket, now}})
 			b.poke()
 			return nil, size, nil
 		}
+		readAt = time.Now()
 		reply, err := searchScript.Run(ctx, b.c, []string{b.k.queue, b.k.tickets, b.k.assign(me.PlayerID)},
 			me.PlayerID, b.k.prefix, b.nowArg(), b.reach, b.cfg.PerBand, b.cfg.Candidates).Slice()
 		if err != nil {
@@ -372,6 +457,7 @@ func (b *Backend) commit(ctx context.Context, pairs [][2]matchd.Ticket, rooms []
 	if err != nil {
 		return nil, 0, unavailable(err)
 	}
+	at := time.Now()
 	committed, _ := reply[1].([]any)
 	if len(committed) != len(pairs) {
 		return nil, 0, fmt.Errorf("match.lua: %d results for %d pairs", len(committed), len(pairs))
@@ -381,6 +467,10 @@ func (b *Backend) commit(ctx context.Context, pairs [][2]matchd.Ticket, rooms []
 		ok[i] = toInt(c) == 1
 		if ok[i] {
 			p := pairs[i]
+			b.mu.Lock()
+			b.done.add(p[0], at)
+			b.done.add(p[1], at)
+			b.mu.Unlock()
 			b.cfg.Observer.Matched(rooms[i], [2]time.Duration{now.Sub(p[0].JoinedAt), now.Sub(p[1].JoinedAt)})
 			b.resetBackoff()
 		}

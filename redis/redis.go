@@ -87,6 +87,7 @@ type Backend struct {
 	widen  int64 // ms after joining when a ticket's rules first widen; -1: never
 
 	sweepMu sync.Mutex // one sweep at a time per instance
+	records recordCache
 
 	kick   chan struct{}
 	ctx    context.Context
@@ -103,6 +104,10 @@ type Backend struct {
 	// for the same partner and losing the conditional commit to each
 	// other (matching.go). Guarded by mu.
 	inflight map[string]chan struct{}
+	// done holds the tickets this instance committed recently, so that
+	// a candidate list read before such a commit is not chosen from
+	// again: see goneLocked. Guarded by mu.
+	done recentTickets
 }
 
 type subscription struct{ cancel context.CancelFunc }
@@ -177,6 +182,7 @@ func New(cfg Config) *Backend {
 		subs:   make(map[*subscription]struct{}),
 
 		inflight: make(map[string]chan struct{}),
+		done:     recentTickets{seq: make(map[string]recentTicket), ring: make([]string, recentCommits)},
 	}
 	b.wg.Go(b.sweeper)
 	b.wg.Go(b.keeper)
@@ -209,6 +215,7 @@ func (b *Backend) Join(ctx context.Context, t matchd.Ticket) (matchd.JoinResult,
 		return matchd.JoinResult{}, err
 	}
 	k := b.k
+	readAt := time.Now()
 	reply, err := joinScript.Run(ctx, b.c,
 		[]string{k.queue, k.seq, k.tickets, k.owners, k.assign(t.PlayerID), k.owned(t.Owner)},
 		t.PlayerID, t.Owner, attrs, k.prefix, b.nowArg(), b.bucket(t.Prefs), bandOf(t.Rating), rankOf(t.Priority),
@@ -223,7 +230,7 @@ func (b *Backend) Join(ctx context.Context, t matchd.Ticket) (matchd.JoinResult,
 	case "queued":
 		return matchd.JoinResult{QueueSize: int(toInt(reply[1]))}, nil
 	case "added":
-		return b.added(ctx, t.PlayerID, reply)
+		return b.added(ctx, t.PlayerID, reply, readAt)
 	default:
 		return matchd.JoinResult{}, fmt.Errorf("join.lua: unexpected reply %v", reply)
 	}

@@ -16,24 +16,37 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// factory returns backends on client, each on a pool and channel of its
-// own so that tests sharing one Redis do not see each other.
-func factory(client goredis.UniversalClient) matchdtest.Factory {
+// backends returns a constructor of backends on client, each on a pool
+// and channel of its own (named after kind) so that tests sharing one
+// Redis do not see each other, retrying failed rooms within milliseconds.
+func backends(client goredis.UniversalClient, kind string) func(t *testing.T, cfg redis.Config) *redis.Backend {
 	n := 0
-	return func(t *testing.T, rooms matchd.RoomMaker) matchd.Matchmaker {
+	return func(t *testing.T, cfg redis.Config) *redis.Backend {
 		n++
-		pool := fmt.Sprintf("conf%d", n)
-		b := redis.New(redis.Config{
-			Client:     client,
-			Rooms:      rooms,
-			Pool:       pool,
-			Channel:    "match_channel:" + pool,
-			RetryMin:   5 * time.Millisecond,
-			RetryMax:   20 * time.Millisecond,
-			MatchEvery: 50 * time.Millisecond,
-		})
+		cfg.Client = client
+		cfg.Pool = fmt.Sprintf("%s%d", kind, n)
+		cfg.Channel = "match_channel:" + cfg.Pool
+		cfg.RetryMin, cfg.RetryMax = 5*time.Millisecond, 20*time.Millisecond
+		cfg.MatchEvery = 50 * time.Millisecond
+		b := redis.New(cfg)
 		t.Cleanup(func() { b.Close() })
 		return b
+	}
+}
+
+// factory returns conformance backends on client.
+func factory(client goredis.UniversalClient) matchdtest.Factory {
+	newBackend := backends(client, "conf")
+	return func(t *testing.T, rooms matchd.RoomMaker) matchd.Matchmaker {
+		return newBackend(t, redis.Config{Rooms: rooms})
+	}
+}
+
+// policyFactory returns policy backends on client, on the suite's clock.
+func policyFactory(client goredis.UniversalClient) matchdtest.PolicyFactory {
+	newBackend := backends(client, "policy")
+	return func(t *testing.T, cfg matchdtest.PolicyConfig) matchd.Matchmaker {
+		return newBackend(t, redis.Config{Rooms: cfg.Rooms, Policy: &cfg.Policy, Clock: cfg.Clock})
 	}
 }
 
@@ -109,29 +122,6 @@ func TestSessionStoreConformance(t *testing.T) {
 func TestSessionStoreConformanceCluster(t *testing.T) {
 	cluster := redistest.StartCluster(t, 3)
 	matchdtest.RunSessionStore(t, sessionFactory(cluster.Client(t)))
-}
-
-// policyFactory returns policy backends on client, each on a pool and
-// channel of its own.
-func policyFactory(client goredis.UniversalClient) matchdtest.PolicyFactory {
-	n := 0
-	return func(t *testing.T, cfg matchdtest.PolicyConfig) matchd.Matchmaker {
-		n++
-		pool := fmt.Sprintf("policy%d", n)
-		b := redis.New(redis.Config{
-			Client:     client,
-			Rooms:      cfg.Rooms,
-			Policy:     &cfg.Policy,
-			Clock:      cfg.Clock,
-			Pool:       pool,
-			Channel:    "match_channel:" + pool,
-			RetryMin:   5 * time.Millisecond,
-			RetryMax:   20 * time.Millisecond,
-			MatchEvery: 50 * time.Millisecond,
-		})
-		t.Cleanup(func() { b.Close() })
-		return b
-	}
 }
 
 func TestPolicy(t *testing.T) {
