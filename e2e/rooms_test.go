@@ -168,6 +168,7 @@ func TestRoomSessionAcrossInstances(t *testing.T) {
 			t.Errorf("room_state after reconnecting elsewhere = %v, want the active session", st)
 		}
 		bob.expect("partner_connected")
+		alice.expect("partner_connected") // bob is there too
 
 		f.clock.Advance(time.Hour)
 		alice.expect("time_up")

@@ -120,6 +120,11 @@ func (r *rooms) deliver(ctx context.Context, ev matchd.RoomEvent) {
 	if len(conns) == 0 {
 		return
 	}
+	if ev.Type == matchd.RoomPartnerOnline && ev.Reason != presenceReply && r.showing(conns, ev.MatchID) {
+		// The player who just connected learns that their partner is
+		// here too. A reply is not replied to.
+		r.publish(ctx, matchd.RoomEvent{Type: matchd.RoomPartnerOnline, MatchID: ev.MatchID, To: ev.From, Reason: presenceReply})
+	}
 	var f []byte
 	if ev.Type == matchd.RoomState {
 		sctx, cancel := context.WithTimeout(ctx, opTimeout)
@@ -138,6 +143,23 @@ func (r *rooms) deliver(ctx context.Context, ev matchd.RoomEvent) {
 	for _, c := range conns {
 		c.send(f)
 	}
+}
+
+// presenceReply marks a partner_connected that answers one: it is not
+// answered again, and the frame does not show it.
+const presenceReply = "reply"
+
+// showing reports whether one of conns shows the room matchID (a room
+// page, not a lobby that is about to leave for it).
+func (r *rooms) showing(conns []*conn, matchID string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range conns {
+		if r.in[c] == matchID {
+			return true
+		}
+	}
+	return false
 }
 
 // requeued makes a socket of the requeued player here the holder of their
@@ -242,7 +264,7 @@ func (r *rooms) connected(ctx context.Context, c *conn, room *matchd.Room) {
 	r.shown(c, room.MatchID)
 	c.send(roomStateFrame(sess, c.player, r.now()))
 	if !sess.Ended() {
-		r.publish(ctx, matchd.RoomEvent{Type: matchd.RoomPartnerOnline, MatchID: sess.MatchID, To: sess.Partner(c.player)})
+		r.publish(ctx, matchd.RoomEvent{Type: matchd.RoomPartnerOnline, MatchID: sess.MatchID, To: sess.Partner(c.player), From: c.player})
 	}
 }
 
@@ -390,6 +412,9 @@ type roomEventMsg struct {
 // fields of that type (docs/protocol.md).
 func roomEventFrame(ev matchd.RoomEvent) []byte {
 	m := roomEventMsg{Type: ev.Type, MatchID: ev.MatchID, Reason: ev.Reason, SecondsLeft: ev.SecondsLeft, From: ev.From, Text: ev.Text}
+	if ev.Type == matchd.RoomPartnerOnline || ev.Type == matchd.RoomPartnerOffline {
+		m.Reason, m.From = "", "" // presence frames carry only the match
+	}
 	if ev.Type == matchd.RoomStarted {
 		m.QuestionID, m.QuestionText = ev.QuestionID, ev.QuestionText
 		ends := ev.EndsAt.UTC()

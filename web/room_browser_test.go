@@ -47,6 +47,9 @@ func TestBrowserSession(t *testing.T) {
 	}
 	both(func(p *browserPage) error { return p.tryWaitState("loaded") })
 	alice.poll(`document.body.dataset.session === 'waiting' && !document.getElementById('ready').hidden`)
+	// Whichever page opened first learns of the other.
+	alice.poll(`document.getElementById('presence').textContent === 'Partner online'`)
+	bob.poll(`document.getElementById('presence').textContent === 'Partner online'`)
 	bob.poll(`document.body.dataset.session === 'waiting' && !document.getElementById('ready').hidden`)
 	alice.screenshot("ready-check")
 

@@ -266,7 +266,7 @@ func TestRoomLeaveFeedbackHistory(t *testing.T) {
 		{"notes_too_long", aliceToken, map[string]any{"rating": 4, "notes": strings.Repeat("x", matchd.MaxNotesLength+1)}, http.StatusBadRequest, "invalid_message"},
 		{"alice_rates_bob", aliceToken, map[string]any{"rating": 4, "notes": "clear thinking"}, http.StatusCreated, ""},
 		{"alice_again", aliceToken, map[string]any{"rating": 1}, http.StatusConflict, "conflict"},
-		{"bob_rates_alice", bobToken, map[string]any{"rating": 5}, http.StatusCreated, ""},
+		{"bob_rates_alice_with_long_notes", bobToken, map[string]any{"rating": 5, "notes": strings.Repeat("😀", matchd.MaxNotesLength)}, http.StatusCreated, ""},
 	}
 	for _, tt := range tests {
 		status, body := h.do("POST", path, tt.token, tt.body)
@@ -368,6 +368,10 @@ func TestRoomReconnectRestoresState(t *testing.T) {
 	}
 	if m := bob.expect("partner_connected"); m["match_id"] != id {
 		t.Errorf("bob got %v, want partner_connected", m)
+	}
+	// And alice learns that bob is here.
+	if m := again.expect("partner_connected"); m["match_id"] != id || len(m) != 2 {
+		t.Errorf("alice got %v, want partner_connected with only the match id", m)
 	}
 	// The session goes on: chat still reaches the partner.
 	again.send(map[string]string{"type": "chat", "text": "back"})

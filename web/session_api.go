@@ -19,6 +19,10 @@ func (s *Server) sessionRoutes(m *http.ServeMux) {
 // errLifecycleOff answers the lifecycle's endpoints on a server without it.
 var errLifecycleOff = matchd.Errorf(matchd.ENotFound, "the room lifecycle is off on this server")
 
+// maxFeedbackBytes caps a feedback body: 1000 characters of notes may take
+// 4000 bytes of UTF-8, more than the API's usual 4 KiB.
+const maxFeedbackBytes = 8 << 10
+
 // History limits of GET /api/players/me/matches.
 const (
 	defaultHistory = 20
@@ -54,7 +58,7 @@ func (s *Server) handleFeedback(w http.ResponseWriter, r *http.Request) {
 		Rating *float64 `json:"rating"`
 		Notes  string   `json:"notes"`
 	}
-	if err := decodeBody(w, r, maxBodyBytes, &body); err != nil {
+	if err := decodeBody(w, r, maxFeedbackBytes, &body); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
