@@ -21,7 +21,10 @@ import (
 const MaxChatLength = 500
 
 // rooms is the gateway's side of the room lifecycle. It exists only when
-// Config.Lifecycle is set.
+// Config.Lifecycle is set. Its goroutines (timers, room events) belong to
+// Server.Run. rooms.mu is a leaf lock: nothing else is taken while it is
+// held, and it is never held across I/O; the requeue take-over follows the
+// hub's order (playerEntry.op, then hub.mu).
 type rooms struct {
 	s  *Server
 	lc *matchd.Lifecycle
