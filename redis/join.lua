@@ -12,8 +12,8 @@
 -- ARGV[6] bucket   ARGV[7] band   ARGV[8] priority (for the band's rank)
 -- ARGV[9] ms after now when the ticket's rules widen first, or -1
 -- ARGV[10] reach in bands (-1: all)   ARGV[11] candidates per band
--- ARGV[12] candidates in all   ARGV[13] no-rematch window ms
--- ARGV[14] no-repeat window ms
+-- ARGV[12] candidates in all   ARGV[13] history window ms (the longer of
+-- the no-rematch and no-repeat windows)
 --
 -- Reply: {"matched", room}   the player holds a match
 --        {"queued", size}    already queued; ticket now owned by ARGV[2]
@@ -50,7 +50,7 @@ end
 
 local now = now_ms(ARGV[5])
 local seq = redis.call('INCR', KEYS[2])
-local rec = record(prefix, player, seq, now, ARGV[3], now, ARGV[13], ARGV[14])
+local rec = record(prefix, player, seq, now, ARGV[3], now, ARGV[13])
 local band, wake_at = tonumber(ARGV[7]), nil
 if tonumber(ARGV[9]) >= 0 then
   wake_at = now + tonumber(ARGV[9])

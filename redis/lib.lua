@@ -13,8 +13,9 @@
 -- a band is floor(rating / 50). Go computes both; Lua only files and finds.
 --
 -- History (kept for the policy's history window, per player):
---   hist:<player>  ZSET partner -> when they were matched (ms)
---   seen:<player>  ZSET question id -> when the player had it (ms)
+--   hist:<player>  ZSET "p:<partner>" -> when they were matched (ms),
+--                       "q:<question id>" -> when the player had it (ms)
+-- One key for both, so a match writes and a join reads it in one call.
 
 -- now_ms returns the policy's clock: ARGV's value when the backend has a
 -- Clock (tests), else the server's TIME, one clock for all instances.
@@ -113,28 +114,31 @@ local function remove(prefix, player)
   end
 end
 
--- recent returns the JSON array [id, ms, …] of a history ZSET's entries
--- since since (ms); "[]" when window is 0.
-local function recent(key, now, window)
+-- history returns the JSON arrays [id, ms, …] of the player's partners
+-- and of their questions since now - window; "[]" each when window is 0.
+-- Go applies each rule's own window.
+local function history(prefix, player, now, window)
   if tonumber(window) <= 0 then
-    return '[]'
+    return '[]', '[]'
   end
-  local r = redis.call('ZRANGEBYSCORE', key, int(now - tonumber(window)), '+inf', 'WITHSCORES')
-  local parts = {}
+  local r = redis.call('ZRANGEBYSCORE', prefix .. 'hist:' .. player, int(now - tonumber(window)), '+inf', 'WITHSCORES')
+  local partners, questions = {}, {}
   for i = 1, #r, 2 do
-    parts[#parts + 1] = cjson.encode(r[i])
-    parts[#parts + 1] = r[i + 1]
+    local kind, id = r[i]:sub(1, 2), r[i]:sub(3)
+    local into = kind == 'p:' and partners or questions
+    into[#into + 1] = cjson.encode(id)
+    into[#into + 1] = r[i + 1]
   end
-  return '[' .. table.concat(parts, ',') .. ']'
+  return '[' .. table.concat(partners, ',') .. ']', '[' .. table.concat(questions, ',') .. ']'
 end
 
 -- record is a ticket's JSON in the tickets hash. It carries the player's
 -- recent partners and questions as of the ticket's creation: they change
 -- only when the player is matched, which ends the ticket.
-local function record(prefix, player, seq, joined, attrs, now, rematch, repeat_)
+local function record(prefix, player, seq, joined, attrs, now, window)
+  local partners, questions = history(prefix, player, now, window)
   return '{"seq":' .. seq .. ',"joined_at":' .. int(joined) .. ',"attrs":' .. attrs ..
-    ',"hist":' .. recent(prefix .. 'hist:' .. player, now, rematch) ..
-    ',"seen":' .. recent(prefix .. 'seen:' .. player, now, repeat_) .. '}'
+    ',"hist":' .. partners .. ',"seen":' .. questions .. '}'
 end
 
 -- gather appends to out, as (id, ticket JSON) pairs, the best-ranked

@@ -63,7 +63,7 @@ func (b *Backend) Requeue(ctx context.Context, matchID, player, owner string, bo
 		reply, err := requeueScript.Run(ctx, b.c,
 			[]string{k.queue, k.tickets, k.owners, k.assign(player), k.owned(owner), k.room(matchID), k.matched(matchID)},
 			player, owner, attrsJSON, k.prefix, b.nowArg(), b.bucket(attrs.Prefs), bandOf(attrs.Rating), rankOf(attrs.Priority),
-			matchID, raw, b.reach, b.cfg.PerBand, b.cfg.Candidates, b.policy.NoRematch.Milliseconds(), b.policy.NoRepeat.Milliseconds()).Slice()
+			matchID, raw, b.reach, b.cfg.PerBand, b.cfg.Candidates, b.policy.History().Milliseconds()).Slice()
 		if err != nil {
 			return matchd.JoinResult{}, unavailable(err)
 		}

@@ -43,15 +43,14 @@ local function remember(player, partner, question)
   if history <= 0 then
     return
   end
-  local hist, seen = prefix .. 'hist:' .. player, prefix .. 'seen:' .. player
-  redis.call('ZADD', hist, int(now), partner)
-  redis.call('ZREMRANGEBYSCORE', hist, '-inf', '(' .. int(now - history))
-  redis.call('PEXPIRE', hist, history)
+  local key = prefix .. 'hist:' .. player
   if question ~= '' then
-    redis.call('ZADD', seen, int(now), question)
-    redis.call('ZREMRANGEBYSCORE', seen, '-inf', '(' .. int(now - history))
-    redis.call('PEXPIRE', seen, history)
+    redis.call('ZADD', key, int(now), 'p:' .. partner, int(now), 'q:' .. question)
+  else
+    redis.call('ZADD', key, int(now), 'p:' .. partner)
   end
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. int(now - history))
+  redis.call('PEXPIRE', key, history)
 end
 
 local committed = {}

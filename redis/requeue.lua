@@ -8,7 +8,7 @@
 -- ARGV[6] bucket  ARGV[7] band  ARGV[8] priority (for the band's rank)
 -- ARGV[9] match id  ARGV[10] the matched ticket's JSON the caller read from mt
 -- ARGV[11] reach in bands  ARGV[12] candidates per band  ARGV[13] in all
--- ARGV[14] no-rematch window ms  ARGV[15] no-repeat window ms
+-- ARGV[14] history window ms
 --
 -- Reply: {"notfound"}            no live room ARGV[9] of this player
 --        {"matched", room}       the assignment is another match's
@@ -53,7 +53,7 @@ local seq = int(old.seq)
 
 local now = now_ms(ARGV[5])
 redis.call('DEL', KEYS[4])
-local rec = record(prefix, player, seq, old.joined_at, ARGV[3], now, ARGV[14], ARGV[15])
+local rec = record(prefix, player, seq, old.joined_at, ARGV[3], now, ARGV[14])
 local band = tonumber(ARGV[7])
 add(prefix, player, owner, seq, rec, ARGV[6], band, ARGV[8], now)
 

@@ -1,0 +1,225 @@
+package redis
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/matchd/matchd"
+)
+
+// wakeAt is when a sweep should look at a ticket again; zero: never.
+type wakeAt struct {
+	t  matchd.Ticket
+	at time.Time
+}
+
+// rewake sets the wake times of tickets, each only while its player still
+// waits with that ticket. A failure is logged, not returned: the claim's
+// lease makes the ticket due again anyway.
+func (b *Backend) rewake(ctx context.Context, times []wakeAt) {
+	if len(times) == 0 {
+		return
+	}
+	args := make([]any, 0, 3*len(times))
+	for _, w := range times {
+		at := int64(-1)
+		if !w.at.IsZero() {
+			at = w.at.UnixMilli()
+		}
+		args = append(args, w.t.PlayerID, strconv.FormatUint(w.t.Seq, 10), at)
+	}
+	if err := rewakeScript.Run(ctx, b.c, []string{b.k.queue, b.k.wake}, args...).Err(); err != nil && b.ctx.Err() == nil {
+		b.cfg.Logger.Warn("setting wake times failed", "err", err)
+	}
+}
+
+// maxSweepRounds bounds the claims of one Sweep call: a sweep goes on
+// while its rounds make progress, and the bound keeps one instance from
+// sweeping forever while others keep the pool busy.
+const maxSweepRounds = 1000
+
+// Sweep implements matchd.Sweeper: it claims the tickets whose rules have
+// widened by now, matches each with its best partner, and schedules their
+// next widening. Sweeps of one instance run one at a time; those of
+// several instances claim disjoint tickets (claim.lua), and every match is
+// committed conditionally, so concurrent sweeps never match a player
+// twice.
+func (b *Backend) Sweep(ctx context.Context) (int, error) {
+	b.sweepMu.Lock()
+	defer b.sweepMu.Unlock()
+	total := 0
+	for range maxSweepRounds {
+		n, again, err := b.sweepRound(ctx)
+		total += n
+		if err != nil || !again {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// sweepRound claims up to 2·Batch due tickets and matches what it can in
+// one match.lua call. again reports whether another round is worth it:
+// this one matched someone (more may be due than one claim takes), or
+// left tickets due because a partner was taken within the round or a
+// commit was lost, which the next round looks at from a fresh read.
+func (b *Backend) sweepRound(ctx context.Context) (matched int, again bool, err error) {
+	k := b.k
+	lease := max(5*b.cfg.MatchEvery, 5*time.Second)
+	reply, err := claimScript.Run(ctx, b.c, []string{k.queue, k.tickets, k.wake},
+		k.prefix, b.nowArg(), 2*b.cfg.Batch, lease.Milliseconds(), b.reach, b.cfg.PerBand, b.cfg.Candidates).Slice()
+	if err != nil {
+		return 0, false, unavailable(err)
+	}
+	now := time.UnixMilli(toInt(reply[0]))
+	players, _ := reply[1].([]any)
+	if len(players) == 0 {
+		return 0, false, nil
+	}
+	candIDs, _ := reply[2].([]any)
+	flat, _ := reply[3].([]any)
+	if len(candIDs) != len(players) {
+		return 0, false, fmt.Errorf("claim.lua: %d candidate lists for %d tickets", len(candIDs), len(players))
+	}
+	named, err := b.decodeWaiters(flat, now)
+	if err != nil {
+		return 0, false, err
+	}
+	byID := make(map[string]waiter, len(named))
+	for _, w := range named {
+		byID[w.PlayerID] = w
+	}
+	type claimed struct {
+		me    waiter
+		cands []waiter
+	}
+	due := make([]claimed, 0, len(players))
+	for i, v := range players {
+		player, _ := v.(string)
+		me, ok := byID[player]
+		if !ok {
+			continue
+		}
+		ids, _ := candIDs[i].([]any)
+		cands := make([]waiter, 0, len(ids))
+		for _, id := range ids {
+			if c, ok := byID[toString(id)]; ok {
+				cands = append(cands, c)
+			}
+		}
+		due = append(due, claimed{me, cands})
+	}
+	// The best tickets choose first, as they would have at their joins.
+	slices.SortFunc(due, func(x, y claimed) int {
+		return cmp.Or(cmp.Compare(y.me.Priority, x.me.Priority), cmp.Compare(x.me.Seq, y.me.Seq))
+	})
+
+	// Each due ticket may also pair with the others claimed with it: they
+	// wait too, and the index may not have offered them (its bound).
+	others := make([]waiter, len(due))
+	for i, d := range due {
+		others[i] = d.me
+	}
+
+	var pairs [][2]matchd.Ticket
+	var rooms []matchd.Room
+	var later []wakeAt
+	soon := func(t matchd.Ticket) { later = append(later, wakeAt{t, now}) }
+	var flights []chan struct{}
+	defer func() {
+		for i, done := range flights {
+			b.unreserve(done, pairs[i][0].PlayerID, pairs[i][1].PlayerID)
+		}
+	}()
+	failed := false
+	for _, d := range due {
+		if failed || len(pairs) == b.cfg.Batch {
+			soon(d.me.Ticket) // left for the next round (or the retry)
+			continue
+		}
+		b.mu.Lock()
+		if b.inFlightLocked(d.me.PlayerID) {
+			b.mu.Unlock()
+			if !slices.ContainsFunc(pairs, func(p [2]matchd.Ticket) bool { return p[0].PlayerID == d.me.PlayerID || p[1].PlayerID == d.me.PlayerID }) {
+				soon(d.me.Ticket) // a join of this instance is matching it
+			}
+			continue
+		}
+		cands := slices.Concat(d.cands, others)
+		i, skipped := b.best(&d.me, cands, now, b.inFlightLocked)
+		if i < 0 {
+			b.mu.Unlock()
+			if skipped != "" {
+				soon(d.me.Ticket)
+			} else {
+				later = append(later, wakeAt{d.me.Ticket, b.policy.Widens(&d.me.Ticket, now)})
+			}
+			continue
+		}
+		p := pairOf(d.me.Ticket, cands[i].Ticket)
+		done := b.reserveLocked(p[0].PlayerID, p[1].PlayerID)
+		b.mu.Unlock()
+		room, err := b.cfg.Rooms.MakeRoom(ctx, p[0], p[1])
+		if err != nil {
+			// No later pair overtakes this one: the rest wait for the
+			// retry, which the failure schedules.
+			b.unreserve(done, p[0].PlayerID, p[1].PlayerID)
+			b.roomFailed(ctx, err, p[:])
+			failed = true
+			continue
+		}
+		pairs = append(pairs, p)
+		rooms = append(rooms, room)
+		flights = append(flights, done)
+	}
+	if len(pairs) > 0 {
+		ok, _, err := b.commit(ctx, pairs, rooms, now)
+		if err != nil {
+			return 0, false, err
+		}
+		for i, p := range pairs {
+			if ok[i] {
+				matched++
+				continue
+			}
+			for _, t := range p {
+				if slices.ContainsFunc(due, func(d claimed) bool { return d.me.PlayerID == t.PlayerID }) {
+					soon(t)
+				}
+			}
+		}
+	}
+	b.rewake(ctx, later)
+	// Go on while rounds make progress or leave tickets due: more may
+	// be due than one claim takes.
+	again = !failed && (matched > 0 || slices.ContainsFunc(later, func(w wakeAt) bool { return w.at.Equal(now) }))
+	return matched, again, nil
+}
+
+// sweeper runs Sweep every MatchEvery, and at once when poked (a retry
+// after a failed room is due, or a join could not finish matching). It
+// waits while a retry is scheduled, so that the retry keeps its backoff.
+func (b *Backend) sweeper() {
+	tick := time.NewTicker(b.cfg.MatchEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-tick.C:
+			if b.retrying() {
+				continue
+			}
+		case <-b.kick:
+		}
+		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+		if _, err := b.Sweep(ctx); err != nil && b.ctx.Err() == nil {
+			b.cfg.Logger.Debug("sweep failed", "err", err)
+		}
+		cancel()
+	}
+}
