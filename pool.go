@@ -25,7 +25,15 @@ type Pool struct {
 	byID    map[string]*poolEntry
 	buckets map[bucketKey]*poolBucket
 	wake    wakeHeap // when tickets' rules widen
+	// free holds up to maxFree removed entries (linked by next) for Add to
+	// reuse: with a million waiting tickets the GC's cost is marking them,
+	// and an allocation per Add paid for that again and again.
+	free  *poolEntry
+	nfree int
 }
+
+// maxFree bounds the removed entries a Pool keeps for reuse.
+const maxFree = 256
 
 // bandWidth is the rating span of one band.
 const bandWidth = 50
@@ -53,6 +61,12 @@ type poolBucket struct {
 type band struct {
 	head, tail  *poolEntry
 	prioritized int
+	// oldest is head's JoinedAt and newest tail's Seq, kept here so that a
+	// search can skip a band out of reach without loading its head, and
+	// Add can append without loading its tail: with a million tickets each
+	// load is a cache miss.
+	oldest time.Time
+	newest uint64
 }
 
 type poolEntry struct {
@@ -121,7 +135,13 @@ func (p *Pool) Add(t Ticket, now time.Time) bool {
 		b = &poolBucket{key: k, bands: make(map[int]*band)}
 		p.buckets[k] = b
 	}
-	e := &poolEntry{t: t, bucket: b, band: bandOf(t.Rating)}
+	e := p.free
+	if e != nil {
+		p.free, p.nfree = e.next, p.nfree-1
+		*e = poolEntry{t: t, bucket: b, band: bandOf(t.Rating)}
+	} else {
+		e = &poolEntry{t: t, bucket: b, band: bandOf(t.Rating)}
+	}
 	l := b.bands[e.band]
 	if l == nil {
 		l = &band{}
@@ -129,17 +149,20 @@ func (p *Pool) Add(t Ticket, now time.Time) bool {
 	}
 	// Insert in Seq order: at the tail unless an old ticket returns.
 	at := l.tail
-	for at != nil && at.t.Seq > t.Seq {
-		at = at.prev
+	if at != nil && l.newest > t.Seq {
+		for at != nil && at.t.Seq > t.Seq {
+			at = at.prev
+		}
 	}
 	e.prev = at
 	if at == nil {
 		e.next, l.head = l.head, e
+		l.oldest = t.JoinedAt
 	} else {
 		e.next, at.next = at.next, e
 	}
 	if e.next == nil {
-		l.tail = e
+		l.tail, l.newest = e, t.Seq
 	} else {
 		e.next.prev = e
 	}
@@ -148,7 +171,9 @@ func (p *Pool) Add(t Ticket, now time.Time) bool {
 	}
 	p.byID[t.PlayerID] = e
 	if w := p.policy.Widens(&t, now); !w.IsZero() {
-		heap.Push(&p.wake, wakeItem{at: w, player: t.PlayerID, seq: t.Seq})
+		// heap.Push would box the item: an allocation per Add.
+		p.wake = append(p.wake, wakeItem{at: w, player: t.PlayerID, seq: t.Seq})
+		heap.Fix(&p.wake, len(p.wake)-1)
 	}
 	return true
 }
@@ -166,11 +191,17 @@ func (p *Pool) Remove(player string) bool {
 	}
 	if e.prev == nil {
 		l.head = e.next
+		if e.next != nil {
+			l.oldest = e.next.t.JoinedAt
+		}
 	} else {
 		e.prev.next = e.next
 	}
 	if e.next == nil {
 		l.tail = e.prev
+		if e.prev != nil {
+			l.newest = e.prev.t.Seq
+		}
 	} else {
 		e.next.prev = e.prev
 	}
@@ -179,6 +210,10 @@ func (p *Pool) Remove(player string) bool {
 		if len(e.bucket.bands) == 0 {
 			delete(p.buckets, e.bucket.key)
 		}
+	}
+	if p.nfree < maxFree {
+		*e = poolEntry{next: p.free}
+		p.free, p.nfree = e, p.nfree+1
 	}
 	return true
 }
@@ -206,7 +241,7 @@ func (p *Pool) Partner(t *Ticket, now time.Time, recent Recent) (Ticket, bool) {
 			// The band's oldest ticket has its widest tolerance (the
 			// longer wait counts): if even that cannot reach the band's
 			// nearest rating, no ticket of the band can fit.
-			if reach := p.policy.Rating.At(max(t.Waited(now), l.head.t.Waited(now))); bandDistance(t.Rating, i) > reach {
+			if reach := p.policy.Rating.At(max(t.Waited(now), now.Sub(l.oldest))); bandDistance(t.Rating, i) > reach {
 				return
 			}
 			checked := 0
@@ -259,7 +294,13 @@ func keysFit(a, b bucketKey) bool {
 func (p *Pool) Due(now time.Time) []Ticket {
 	var due []Ticket
 	for len(p.wake) > 0 && !p.wake[0].at.After(now) {
-		w := heap.Pop(&p.wake).(wakeItem)
+		// heap.Pop would box the item: an allocation per wake-up.
+		w, n := p.wake[0], len(p.wake)-1
+		p.wake[0], p.wake[n] = p.wake[n], wakeItem{}
+		p.wake = p.wake[:n]
+		if n > 0 {
+			heap.Fix(&p.wake, 0)
+		}
 		e, ok := p.byID[w.player]
 		if !ok || e.t.Seq != w.seq {
 			continue // left or re-joined since
