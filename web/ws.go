@@ -83,7 +83,7 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, matchd.Errorf(matchd.ERateLimited, "too many open sockets for this player (at most %d)", s.cfg.MaxSockets))
 		return
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	ws, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{
 		OriginPatterns: s.cfg.OriginPatterns,
 		// Frames are small JSON; per-socket compression state would cost
 		// more memory than it saves bandwidth.
