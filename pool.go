@@ -49,9 +49,62 @@ type bucketKey struct {
 	language   string
 }
 
+// poolBucket holds the bands of one bucket. Bands base to
+// base+len(dense)-1 are kept by value in dense, in rating order, so that a
+// search reads the bands within its reach from one stretch of memory
+// (with a million tickets, a map lookup and a pointer per band were two
+// cache misses each); a band that would stretch dense beyond maxDense
+// bands goes to far. n counts the bands holding tickets.
 type poolBucket struct {
 	key   bucketKey
-	bands map[int]*band
+	dense []band
+	base  int
+	far   map[int]*band
+	n     int
+}
+
+// maxDense bounds a bucket's dense bands (51,200 rating points, 56 KiB).
+const maxDense = 1024
+
+// bandAt returns band i, or nil when it holds no tickets.
+func (b *poolBucket) bandAt(i int) *band {
+	if j := uint(i - b.base); j < uint(len(b.dense)) {
+		if l := &b.dense[j]; l.head != nil {
+			return l
+		}
+		return nil
+	}
+	return b.far[i]
+}
+
+// bandFor returns band i, empty when it holds no tickets, making room for
+// it.
+func (b *poolBucket) bandFor(i int) *band {
+	if j := uint(i - b.base); j < uint(len(b.dense)) {
+		return &b.dense[j]
+	}
+	if l := b.far[i]; l != nil {
+		return l
+	}
+	if len(b.dense) == 0 {
+		b.base, b.dense = i, make([]band, 1)
+		return &b.dense[0]
+	}
+	lo, hi := min(i, b.base), max(i, b.base+len(b.dense)-1)
+	// In floating point: with extreme ratings the difference of two band
+	// numbers overflows an int.
+	if float64(hi)-float64(lo) >= maxDense {
+		if b.far == nil {
+			b.far = make(map[int]*band)
+		}
+		l := &band{}
+		b.far[i] = l
+		return l
+	}
+	dense := make([]band, hi-lo+1)
+	copy(dense[b.base-lo:], b.dense)
+	b.base, b.dense = lo, dense
+	return &b.dense[i-lo]
 }
 
 // band is a doubly linked list of tickets in queue (Seq) order. prioritized
@@ -132,7 +185,7 @@ func (p *Pool) Add(t Ticket, now time.Time) bool {
 	k := p.keyOf(&t)
 	b := p.buckets[k]
 	if b == nil {
-		b = &poolBucket{key: k, bands: make(map[int]*band)}
+		b = &poolBucket{key: k}
 		p.buckets[k] = b
 	}
 	e := p.free
@@ -142,10 +195,9 @@ func (p *Pool) Add(t Ticket, now time.Time) bool {
 	} else {
 		e = &poolEntry{t: t, bucket: b, band: bandOf(t.Rating)}
 	}
-	l := b.bands[e.band]
-	if l == nil {
-		l = &band{}
-		b.bands[e.band] = l
+	l := b.bandFor(e.band)
+	if l.head == nil {
+		b.n++
 	}
 	// Insert in Seq order: at the tail unless an old ticket returns.
 	at := l.tail
@@ -185,7 +237,7 @@ func (p *Pool) Remove(player string) bool {
 		return false
 	}
 	delete(p.byID, player)
-	l := e.bucket.bands[e.band]
+	l := e.bucket.bandAt(e.band)
 	if e.t.Priority > 0 {
 		l.prioritized--
 	}
@@ -206,9 +258,11 @@ func (p *Pool) Remove(player string) bool {
 		e.next.prev = e.prev
 	}
 	if l.head == nil {
-		delete(e.bucket.bands, e.band)
-		if len(e.bucket.bands) == 0 {
-			delete(p.buckets, e.bucket.key)
+		b := e.bucket
+		*l = band{}
+		delete(b.far, e.band)
+		if b.n--; b.n == 0 {
+			delete(p.buckets, b.key)
 		}
 	}
 	if p.nfree < maxFree {
@@ -262,13 +316,18 @@ func (p *Pool) Partner(t *Ticket, now time.Time, recent Recent) (Ticket, bool) {
 				}
 			}
 		}
-		if lo == math.MinInt || hi-lo+1 > len(b.bands) {
-			for i, l := range b.bands {
+		if lo == math.MinInt || hi-lo+1 > b.n {
+			for j := range b.dense {
+				if l := &b.dense[j]; l.head != nil {
+					visit(b.base+j, l)
+				}
+			}
+			for i, l := range b.far {
 				visit(i, l)
 			}
 		} else {
 			for i := lo; i <= hi; i++ {
-				if l := b.bands[i]; l != nil {
+				if l := b.bandAt(i); l != nil {
 					visit(i, l)
 				}
 			}
