@@ -27,7 +27,15 @@ type Pool struct {
 	byID    map[string]*poolEntry
 	buckets map[bucketKey]*poolBucket
 	wake    wakeHeap // when tickets' rules widen
+	// free holds up to maxFree removed entries (linked by next) for Add to
+	// reuse: with a million waiting tickets the GC's cost is marking them,
+	// and an allocation per Add paid for that again and again.
+	free  *poolEntry
+	nfree int
 }
+
+// maxFree bounds the removed entries a Pool keeps for reuse.
+const maxFree = 256
 
 // bandWidth is the rating span of one band.
 const bandWidth = 50
@@ -43,10 +51,63 @@ type bucketKey struct {
 	language   string
 }
 
+// poolBucket holds the bands of one bucket. Bands base to
+// base+len(dense)-1 are kept by value in dense, in rating order, so that a
+// search reads the bands within its reach from one stretch of memory
+// (with a million tickets, a map lookup and a pointer per band were two
+// cache misses each); a band that would stretch dense beyond maxDense
+// bands goes to far. n counts the bands holding tickets.
 type poolBucket struct {
-	key   bucketKey
-	bands map[int]*band
-	n     int // tickets in the bucket
+	key     bucketKey
+	dense   []band
+	base    int
+	far     map[int]*band
+	n       int
+	tickets int // tickets in the bucket, for Count
+}
+
+// maxDense bounds a bucket's dense bands (51,200 rating points, 56 KiB).
+const maxDense = 1024
+
+// bandAt returns band i, or nil when it holds no tickets.
+func (b *poolBucket) bandAt(i int) *band {
+	if j := uint(i - b.base); j < uint(len(b.dense)) {
+		if l := &b.dense[j]; l.head != nil {
+			return l
+		}
+		return nil
+	}
+	return b.far[i]
+}
+
+// bandFor returns band i, empty when it holds no tickets, making room for
+// it.
+func (b *poolBucket) bandFor(i int) *band {
+	if j := uint(i - b.base); j < uint(len(b.dense)) {
+		return &b.dense[j]
+	}
+	if l := b.far[i]; l != nil {
+		return l
+	}
+	if len(b.dense) == 0 {
+		b.base, b.dense = i, make([]band, 1)
+		return &b.dense[0]
+	}
+	lo, hi := min(i, b.base), max(i, b.base+len(b.dense)-1)
+	// In floating point: with extreme ratings the difference of two band
+	// numbers overflows an int.
+	if float64(hi)-float64(lo) >= maxDense {
+		if b.far == nil {
+			b.far = make(map[int]*band)
+		}
+		l := &band{}
+		b.far[i] = l
+		return l
+	}
+	dense := make([]band, hi-lo+1)
+	copy(dense[b.base-lo:], b.dense)
+	b.base, b.dense = lo, dense
+	return &b.dense[i-lo]
 }
 
 // band is a doubly linked list of tickets in queue (Seq) order. prioritized
@@ -56,6 +117,12 @@ type poolBucket struct {
 type band struct {
 	head, tail  *poolEntry
 	prioritized int
+	// oldest is head's JoinedAt and newest tail's Seq, kept here so that a
+	// search can skip a band out of reach without loading its head, and
+	// Add can append without loading its tail: with a million tickets each
+	// load is a cache miss.
+	oldest time.Time
+	newest uint64
 }
 
 type poolEntry struct {
@@ -121,38 +188,48 @@ func (p *Pool) Add(t Ticket, now time.Time) bool {
 	k := p.keyOf(&t)
 	b := p.buckets[k]
 	if b == nil {
-		b = &poolBucket{key: k, bands: make(map[int]*band)}
+		b = &poolBucket{key: k}
 		p.buckets[k] = b
 	}
-	e := &poolEntry{t: t, bucket: b, band: bandOf(t.Rating)}
-	l := b.bands[e.band]
-	if l == nil {
-		l = &band{}
-		b.bands[e.band] = l
+	e := p.free
+	if e != nil {
+		p.free, p.nfree = e.next, p.nfree-1
+		*e = poolEntry{t: t, bucket: b, band: bandOf(t.Rating)}
+	} else {
+		e = &poolEntry{t: t, bucket: b, band: bandOf(t.Rating)}
+	}
+	l := b.bandFor(e.band)
+	if l.head == nil {
+		b.n++
 	}
 	// Insert in Seq order: at the tail unless an old ticket returns.
 	at := l.tail
-	for at != nil && at.t.Seq > t.Seq {
-		at = at.prev
+	if at != nil && l.newest > t.Seq {
+		for at != nil && at.t.Seq > t.Seq {
+			at = at.prev
+		}
 	}
 	e.prev = at
 	if at == nil {
 		e.next, l.head = l.head, e
+		l.oldest = t.JoinedAt
 	} else {
 		e.next, at.next = at.next, e
 	}
 	if e.next == nil {
-		l.tail = e
+		l.tail, l.newest = e, t.Seq
 	} else {
 		e.next.prev = e
 	}
 	if t.Priority > 0 {
 		l.prioritized++
 	}
-	b.n++
+	b.tickets++
 	p.byID[t.PlayerID] = e
 	if w := p.policy.Widens(&t, now); !w.IsZero() {
-		heap.Push(&p.wake, wakeItem{at: w, player: t.PlayerID, seq: t.Seq})
+		// heap.Push would box the item: an allocation per Add.
+		p.wake = append(p.wake, wakeItem{at: w, player: t.PlayerID, seq: t.Seq})
+		heap.Fix(&p.wake, len(p.wake)-1)
 	}
 	return true
 }
@@ -164,26 +241,38 @@ func (p *Pool) Remove(player string) bool {
 		return false
 	}
 	delete(p.byID, player)
-	e.bucket.n--
-	l := e.bucket.bands[e.band]
+	e.bucket.tickets--
+	l := e.bucket.bandAt(e.band)
 	if e.t.Priority > 0 {
 		l.prioritized--
 	}
 	if e.prev == nil {
 		l.head = e.next
+		if e.next != nil {
+			l.oldest = e.next.t.JoinedAt
+		}
 	} else {
 		e.prev.next = e.next
 	}
 	if e.next == nil {
 		l.tail = e.prev
+		if e.prev != nil {
+			l.newest = e.prev.t.Seq
+		}
 	} else {
 		e.next.prev = e.prev
 	}
 	if l.head == nil {
-		delete(e.bucket.bands, e.band)
-		if len(e.bucket.bands) == 0 {
-			delete(p.buckets, e.bucket.key)
+		b := e.bucket
+		*l = band{}
+		delete(b.far, e.band)
+		if b.n--; b.n == 0 {
+			delete(p.buckets, b.key)
 		}
+	}
+	if p.nfree < maxFree {
+		*e = poolEntry{next: p.free}
+		p.free, p.nfree = e, p.nfree+1
 	}
 	return true
 }
@@ -211,7 +300,7 @@ func (p *Pool) Partner(t *Ticket, now time.Time, recent Recent) (Ticket, bool) {
 			// The band's oldest ticket has its widest tolerance (the
 			// longer wait counts): if even that cannot reach the band's
 			// nearest rating, no ticket of the band can fit.
-			if reach := p.policy.Rating.At(max(t.Waited(now), l.head.t.Waited(now))); bandDistance(t.Rating, i) > reach {
+			if reach := p.policy.Rating.At(max(t.Waited(now), now.Sub(l.oldest))); bandDistance(t.Rating, i) > reach {
 				return
 			}
 			checked := 0
@@ -232,13 +321,18 @@ func (p *Pool) Partner(t *Ticket, now time.Time, recent Recent) (Ticket, bool) {
 				}
 			}
 		}
-		if lo == math.MinInt || hi-lo+1 > len(b.bands) {
-			for i, l := range b.bands {
+		if lo == math.MinInt || hi-lo+1 > b.n {
+			for j := range b.dense {
+				if l := &b.dense[j]; l.head != nil {
+					visit(b.base+j, l)
+				}
+			}
+			for i, l := range b.far {
 				visit(i, l)
 			}
 		} else {
 			for i := lo; i <= hi; i++ {
-				if l := b.bands[i]; l != nil {
+				if l := b.bandAt(i); l != nil {
 					visit(i, l)
 				}
 			}
@@ -264,7 +358,13 @@ func keysFit(a, b bucketKey) bool {
 func (p *Pool) Due(now time.Time) []Ticket {
 	var due []Ticket
 	for len(p.wake) > 0 && !p.wake[0].at.After(now) {
-		w := heap.Pop(&p.wake).(wakeItem)
+		// heap.Pop would box the item: an allocation per wake-up.
+		w, n := p.wake[0], len(p.wake)-1
+		p.wake[0], p.wake[n] = p.wake[n], wakeItem{}
+		p.wake = p.wake[:n]
+		if n > 0 {
+			heap.Fix(&p.wake, 0)
+		}
 		e, ok := p.byID[w.player]
 		if !ok || e.t.Seq != w.seq {
 			continue // left or re-joined since
@@ -325,7 +425,7 @@ func (p *Pool) Count(prefs Preferences) int {
 	n := 0
 	for _, b := range p.buckets {
 		if keysFit(want, b.key) {
-			n += b.n
+			n += b.tickets
 		}
 	}
 	return n

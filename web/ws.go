@@ -57,6 +57,7 @@ type conn struct {
 	held      []heldFrame // match frames that arrived while holding
 	lastMatch string      // the last match_found sent, to send each once
 	pinger    *time.Timer
+	pongWait  *time.Timer     // closes the socket when a ping's pong is late
 	drained   []chan struct{} // closed when the writer has emptied the outbox
 
 	// Read-loop state: the socket's message rate and its strikes.
@@ -85,17 +86,29 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, matchd.Errorf(matchd.ERateLimited, "too many open sockets for this player (at most %d)", s.cfg.MaxSockets))
 		return
 	}
-	defer s.hub.release(claims.UserID)
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	ws, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{
 		OriginPatterns: s.cfg.OriginPatterns,
 		// Frames are small JSON; per-socket compression state would cost
 		// more memory than it saves bandwidth.
 		CompressionMode: websocket.CompressionDisabled,
 	})
 	if err != nil {
+		s.hub.release(claims.UserID)
 		return // Accept has answered the client
 	}
 	s.sockets.Add(1)
+	// The socket is served on a goroutine of its own and the handler
+	// returns: net/http's goroutine, whose stack the handshake has grown
+	// to 8 KiB, and the upgrade request are then freed, a third of an idle
+	// socket's memory. Its context never ends (net/http would end the
+	// request's when the handler returns, and nothing else did), which
+	// also spares the library a context.AfterFunc per frame read.
+	go s.serveSocket(context.WithoutCancel(r.Context()), ws, claims)
+}
+
+// serveSocket runs an accepted socket until it closes.
+func (s *Server) serveSocket(ctx context.Context, ws *websocket.Conn, claims auth.Claims) {
+	defer s.hub.release(claims.UserID)
 	defer s.sockets.Done()
 	ws.SetReadLimit(readLimit)
 	c := &conn{h: s.hub, ws: ws, player: claims.UserID, claims: claims, rate: rate.NewLimiter(rate.Limit(s.cfg.MessageRate), s.cfg.MessageBurst)}
@@ -117,15 +130,15 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 
 	// A player who already holds a match learns of it at once, whichever
 	// instance formed it and whether or not its event was seen.
-	ctx, cancel := context.WithTimeout(r.Context(), opTimeout)
-	room, err := s.mm.Assignment(ctx, c.player)
+	opCtx, cancel := context.WithTimeout(ctx, opTimeout)
+	room, err := s.mm.Assignment(opCtx, c.player)
 	if err != nil {
 		c.send(errorFrame(err))
 	} else if room != nil {
-		c.connectedToRoom(ctx, room)
+		c.connectedToRoom(opCtx, room)
 	}
 	cancel()
-	c.readLoop(r.Context())
+	c.readLoop(ctx)
 }
 
 func (c *conn) readLoop(ctx context.Context) {
@@ -437,8 +450,11 @@ func (c *conn) schedulePing() {
 		return
 	}
 	cfg := c.h.s.cfg
-	// One timer per socket, re-armed after each pong: an idle socket then
-	// makes no garbage of its own between pings.
+	// Two timers per socket, made once and re-armed (the ping interval
+	// after each pong, the pong's deadline for each ping): an idle socket
+	// then makes no garbage of its own.
+	c.pongWait = time.AfterFunc(cfg.PingTimeout, func() { c.ws.CloseNow() })
+	c.pongWait.Stop()
 	c.pinger = time.AfterFunc(cfg.PingInterval, c.ping)
 }
 
@@ -446,9 +462,12 @@ func (c *conn) schedulePing() {
 // pong comes within PingTimeout, and otherwise re-arms the timer.
 func (c *conn) ping() {
 	cfg := c.h.s.cfg
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.PingTimeout)
-	err := c.ws.Ping(ctx)
-	cancel()
+	// The pong's deadline is a timer made once, not a context per ping:
+	// on 10,000 idle sockets a context, its timer and the library's
+	// contexts registered under it were most of the idle garbage.
+	c.pongWait.Reset(cfg.PingTimeout)
+	err := c.ws.Ping(context.Background())
+	c.pongWait.Stop()
 	if err != nil {
 		c.ws.CloseNow()
 		return
@@ -466,6 +485,7 @@ func (c *conn) stopPing() {
 	c.closed = true
 	if c.pinger != nil {
 		c.pinger.Stop()
+		c.pongWait.Stop()
 	}
 }
 
