@@ -3,6 +3,8 @@ package redis_test
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -166,6 +168,7 @@ func benchJoinPairs(b *testing.B, player func(pair int) (matchd.Preferences, flo
 	var firstErr atomic.Value
 	ctx := context.Background()
 
+	client.ConfigResetStat(ctx) // for redisMicros
 	b.SetParallelism(8)
 	b.ResetTimer()
 	start := time.Now()
@@ -197,6 +200,7 @@ func benchJoinPairs(b *testing.B, player func(pair int) (matchd.Preferences, flo
 	log.check(b, players, b.N)
 	checkAssigned(b, client, pool, players)
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "matches/s")
+	b.ReportMetric(redisMicros(b, client)/float64(b.N), "redis-µs/match")
 	// Rooms made per match: above 1 when commits lost to a stale read.
 	b.ReportMetric(float64(rooms.Attempts.Load())/float64(b.N), "rooms/match")
 }
@@ -259,6 +263,7 @@ func BenchmarkDrain(b *testing.B) {
 		b.Fatalf("queue holds %d tickets after the fill, want %d", n, len(players))
 	}
 
+	client.ConfigResetStat(ctx) // for redisMicros: the drain only
 	// Drain: a new backend whose periodic sweep starts within 1 ms.
 	log := newMatchLog()
 	b.ResetTimer()
@@ -291,4 +296,29 @@ func BenchmarkDrain(b *testing.B) {
 	log.check(b, players, b.N)
 	checkAssigned(b, client, pool, players)
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "matches/s")
+	b.ReportMetric(redisMicros(b, client)/float64(b.N), "redis-µs/match")
+}
+
+// redisMicros is the time Redis spent running scripts since the last
+// CONFIG RESETSTAT, in µs (INFO commandstats, EVAL and EVALSHA): divided
+// by the matches, the Redis CPU one match costs, which bounds the matches
+// per second one Redis core can serve.
+func redisMicros(b *testing.B, client *goredis.Client) float64 {
+	info, err := client.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	total := 0.0
+	for line := range strings.SplitSeq(info, "\n") {
+		if !strings.HasPrefix(line, "cmdstat_eval") {
+			continue
+		}
+		for f := range strings.SplitSeq(line, ",") {
+			if v, ok := strings.CutPrefix(f, "usec="); ok {
+				n, _ := strconv.ParseFloat(v, 64)
+				total += n
+			}
+		}
+	}
+	return total
 }

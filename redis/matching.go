@@ -426,18 +426,102 @@ func (b *Backend) tryPair(ctx context.Context, pair [2]matchd.Ticket, now time.T
 		b.roomFailed(ctx, err, pair[:])
 		return nil, false, -1, nil
 	}
-	committed, size, err := b.commit(ctx, [][2]matchd.Ticket{pair}, []matchd.Room{r}, now)
-	if err != nil {
-		return nil, false, size, err
+	res := make(chan commitResult, 1)
+	select {
+	case b.commits <- commitRequest{pair: pair, room: r, now: now, res: res}:
+	case <-ctx.Done():
+		return nil, false, 0, ctx.Err()
 	}
-	return &r, committed[0], size, nil
+	select {
+	case c := <-res:
+		return &r, c.ok, c.size, c.err
+	case <-ctx.Done():
+		// The commit may still happen; the player then learns of the
+		// match from the event or the assignment.
+		return nil, false, 0, ctx.Err()
+	}
 }
+
+// commitRequest asks the committer to commit one pair and its room.
+type commitRequest struct {
+	pair [2]matchd.Ticket
+	room matchd.Room
+	now  time.Time
+	res  chan commitResult // buffered: the committer never waits on it
+}
+
+type commitResult struct {
+	ok   bool
+	size int
+	err  error
+}
+
+// committer commits the pairs of this instance's joins, batching those
+// that are ready at the same moment into one match.lua call: while one
+// batch is in Redis, the next gathers. The pairs of a batch are disjoint
+// because each was reserved (in flight) by its join before it was sent;
+// should a join give up waiting (its context ended) and its players be
+// chosen again, the overlap is harmless: match.lua checks each pair in
+// turn, and the later one finds a ticket gone. One goroutine, owned by
+// the Backend, ends with it.
+func (b *Backend) committer() {
+	for {
+		var batch []commitRequest
+		select {
+		case <-b.ctx.Done():
+			b.failCommits()
+			return
+		case r := <-b.commits:
+			batch = append(batch, r)
+		}
+	more:
+		for len(batch) < b.cfg.Batch {
+			select {
+			case r := <-b.commits:
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		pairs := make([][2]matchd.Ticket, len(batch))
+		rooms := make([]matchd.Room, len(batch))
+		nows := make([]time.Time, len(batch))
+		for i, r := range batch {
+			pairs[i], rooms[i], nows[i] = r.pair, r.room, r.now
+		}
+		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+		ok, size, err := b.commit(ctx, pairs, rooms, nows)
+		cancel()
+		for i, r := range batch {
+			c := commitResult{size: size, err: err}
+			if err == nil {
+				c.ok = ok[i]
+			}
+			r.res <- c
+		}
+	}
+}
+
+// failCommits answers the requests left when the Backend closes.
+func (b *Backend) failCommits() {
+	for {
+		select {
+		case r := <-b.commits:
+			r.res <- commitResult{err: errClosed}
+		default:
+			return
+		}
+	}
+}
+
+// errClosed answers what a closing Backend can no longer do.
+var errClosed = matchd.Errorf(matchd.EUnavailable, "matchmaker is shutting down")
 
 // commit runs match.lua for pairs (each with its room) and reports which
 // were committed and the queue size after. A pair whose ticket changed
 // since it was read (another instance matched it, or the player left) is
 // not committed and nothing is written for it.
-func (b *Backend) commit(ctx context.Context, pairs [][2]matchd.Ticket, rooms []matchd.Room, now time.Time) ([]bool, int, error) {
+func (b *Backend) commit(ctx context.Context, pairs [][2]matchd.Ticket, rooms []matchd.Room, nows []time.Time) ([]bool, int, error) {
 	k := b.k
 	keys := make([]string, 0, 4+3*len(pairs))
 	keys = append(keys, k.queue, k.tickets, k.owners, k.rooms)
@@ -470,6 +554,7 @@ func (b *Backend) commit(ctx context.Context, pairs [][2]matchd.Ticket, rooms []
 			b.done.add(p[0], at)
 			b.done.add(p[1], at)
 			b.mu.Unlock()
+			now := nows[i]
 			b.cfg.Observer.Matched(rooms[i], [2]time.Duration{now.Sub(p[0].JoinedAt), now.Sub(p[1].JoinedAt)})
 			b.resetBackoff()
 		}

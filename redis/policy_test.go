@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/matchd/matchd"
 	"github.com/matchd/matchd/matchdtest"
 	"github.com/matchd/matchd/questions"
@@ -20,7 +22,15 @@ import (
 // them the sweeps match everyone.
 func TestConcurrentSweeps(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
-	client := srv.Client(t)
+	testConcurrentSweeps(t, srv.Client(t))
+}
+
+func TestConcurrentSweepsCluster(t *testing.T) {
+	cluster := redistest.StartCluster(t, 3)
+	testConcurrentSweeps(t, cluster.Client(t))
+}
+
+func testConcurrentSweeps(t *testing.T, client goredis.UniversalClient) {
 	bank, err := questions.Load()
 	if err != nil {
 		t.Fatal(err)

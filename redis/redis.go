@@ -89,10 +89,11 @@ type Backend struct {
 	sweepMu sync.Mutex // one sweep at a time per instance
 	records recordCache
 
-	kick   chan struct{}
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	kick    chan struct{}
+	commits chan commitRequest // joins' pairs, to the committer
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 
 	mu      sync.Mutex
 	subs    map[*subscription]struct{}
@@ -182,9 +183,11 @@ func New(cfg Config) *Backend {
 		subs:   make(map[*subscription]struct{}),
 
 		inflight: make(map[string]chan struct{}),
+		commits:  make(chan commitRequest, 256),
 		done:     recentTickets{seq: make(map[string]recentTicket), ring: make([]string, recentCommits)},
 	}
 	b.wg.Go(b.sweeper)
+	b.wg.Go(b.committer)
 	b.wg.Go(b.keeper)
 	return b
 }

@@ -177,7 +177,11 @@ func (b *Backend) sweepRound(ctx context.Context) (matched int, again bool, err 
 		flights = append(flights, done)
 	}
 	if len(pairs) > 0 {
-		ok, _, err := b.commit(ctx, pairs, rooms, now)
+		nows := make([]time.Time, len(pairs))
+		for i := range nows {
+			nows[i] = now
+		}
+		ok, _, err := b.commit(ctx, pairs, rooms, nows)
 		if err != nil {
 			return 0, false, err
 		}
