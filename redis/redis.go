@@ -412,34 +412,7 @@ func (b *Backend) Subscribe(ctx context.Context) (<-chan matchd.Event, error) {
 			ps.Close()
 			close(ch)
 		}()
-		for {
-			msg, err := ps.Receive(ctx)
-			if err != nil {
-				if ctx.Err() == nil {
-					b.cfg.Logger.Warn("match event subscription lost", "err", err)
-				}
-				return
-			}
-			switch m := msg.(type) {
-			case *goredis.Subscription:
-				// go-redis re-subscribed after a reconnect: messages sent
-				// in the gap are gone, so end here and let the owner
-				// re-read assignments.
-				return
-			case *goredis.Message:
-				var ev matchd.Event
-				if err := json.Unmarshal([]byte(m.Payload), &ev); err != nil {
-					b.cfg.Logger.Warn("undecodable match event", "err", err)
-					continue
-				}
-				select {
-				case ch <- ev:
-				default:
-					b.cfg.Logger.Warn("dropping slow match-event subscriber")
-					return
-				}
-			}
-		}
+		relay(ctx, ps, ch, b.cfg.Logger, "match event")
 	}()
 	return ch, nil
 }

@@ -242,31 +242,7 @@ func (s *Sessions) Subscribe(ctx context.Context) (<-chan matchd.RoomEvent, erro
 			ps.Close()
 			close(ch)
 		}()
-		for {
-			msg, err := ps.Receive(ctx)
-			if err != nil {
-				if ctx.Err() == nil {
-					s.cfg.Logger.Warn("room event subscription lost", "err", err)
-				}
-				return
-			}
-			switch m := msg.(type) {
-			case *goredis.Subscription:
-				return // resubscribed after a reconnect: events may be lost
-			case *goredis.Message:
-				var ev matchd.RoomEvent
-				if err := json.Unmarshal([]byte(m.Payload), &ev); err != nil {
-					s.cfg.Logger.Warn("undecodable room event", "err", err)
-					continue
-				}
-				select {
-				case ch <- ev:
-				default:
-					s.cfg.Logger.Warn("dropping slow room-event subscriber")
-					return
-				}
-			}
-		}
+		relay(ctx, ps, ch, s.cfg.Logger, "room event")
 	}()
 	return ch, nil
 }
