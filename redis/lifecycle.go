@@ -101,6 +101,17 @@ func (b *Backend) added(ctx context.Context, player string, reply []any, readAt 
 		return matchd.JoinResult{}, err
 	}
 	res := matchd.JoinResult{Added: true, QueueSize: size}
+	select {
+	case b.settlers <- struct{}{}:
+		defer func() { <-b.settlers }()
+	default:
+		// As many joins as Settlers are being matched already: this
+		// ticket is left to the sweep, poked now, which matches waiting
+		// tickets in batches.
+		b.rewake(ctx, []wakeAt{{me.Ticket, now}})
+		b.poke()
+		return res, nil
+	}
 	room, size, err := b.settle(ctx, me, now, cands, readAt, size)
 	if err != nil {
 		// The ticket is in. Make it due, so that the next sweep looks

@@ -333,7 +333,7 @@ func pairOf(a, b matchd.Ticket) [2]matchd.Ticket {
 // commit or waiting for one. Each loss means another instance matched
 // someone, so the bound is only a guard; a ticket that reaches it is left
 // to the sweep.
-const maxSettle = 64
+const maxSettle = 4
 
 // settle matches me, a ticket that was just added or requeued, with its
 // best candidate, and returns the room (nil if it still waits) and the

@@ -112,3 +112,56 @@ func testConcurrentSweeps(t *testing.T, client goredis.UniversalClient) {
 	}
 	t.Logf("%d matches, %d rooms made (the rest lost a commit to the other instance)", players/2, rooms.Calls())
 }
+
+// TestJoinsPastTheSettlers: with room for one join being matched at a
+// time, a burst of concurrent joins on two instances leaves most of them
+// to the sweep; everyone is still matched, exactly once. The clock stands
+// still, so no rule widens: the sweep finds those tickets only because
+// they were made due.
+func TestJoinsPastTheSettlers(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	client := srv.Client(t)
+	rooms := matchdtest.NewFlakyRooms(t)
+	clock := matchdtest.NewClock()
+	newInstance := func(name string) *redis.Backend {
+		b := redis.New(redis.Config{
+			Client: client, Rooms: rooms, Pool: "settlers", Channel: "match_channel:settlers", Instance: name,
+			Clock: clock, Settlers: 1, MatchEvery: 20 * time.Millisecond,
+		})
+		t.Cleanup(func() { b.Close() })
+		return b
+	}
+	instances := []*redis.Backend{newInstance("a"), newInstance("b")}
+	ctx := t.Context()
+	events, err := instances[0].Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const players = 200
+	var wg sync.WaitGroup
+	for i := range players {
+		wg.Go(func() {
+			if _, err := instances[i%2].Join(ctx, matchd.Ticket{PlayerID: fmt.Sprintf("s%03d", i), Rating: 1500}); err != nil {
+				t.Errorf("Join: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	matched := map[string]string{}
+	for len(matched) < players {
+		select {
+		case ev := <-events:
+			for _, p := range ev.Players {
+				if old, dup := matched[p]; dup {
+					t.Fatalf("%s matched twice: %s and %s", p, old, ev.MatchID)
+				}
+				matched[p] = ev.MatchID
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of %d players matched", len(matched), players)
+		}
+	}
+	if n, _ := instances[1].QueueSize(ctx); n != 0 {
+		t.Errorf("queue size = %d, want 0", n)
+	}
+}

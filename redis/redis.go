@@ -74,6 +74,12 @@ type Config struct {
 	// in all, per search; default 128.
 	PerBand, Candidates int
 	EventBuffer         int // per subscriber; default 1024
+	// Settlers bounds the joins this instance matches at once, each with
+	// its own search and commit; default 32. A join past the bound files
+	// its ticket and leaves it to the sweep, which is poked at once and
+	// matches the waiting tickets in batches: under a burst, matching
+	// degrades to batches instead of piling up round trips.
+	Settlers int
 }
 
 // Backend is the Redis Matchmaker. Create it with New and Close it when
@@ -89,11 +95,13 @@ type Backend struct {
 	sweepMu sync.Mutex // one sweep at a time per instance
 	records recordCache
 
-	kick    chan struct{}
-	commits chan commitRequest // joins' pairs, to the committer
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	kick chan struct{}
+	// settlers holds a token per join being matched (Config.Settlers).
+	settlers chan struct{}
+	commits  chan commitRequest // joins' pairs, to the committer
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 
 	mu      sync.Mutex
 	subs    map[*subscription]struct{}
@@ -162,6 +170,9 @@ func New(cfg Config) *Backend {
 	if cfg.Candidates <= 0 {
 		cfg.Candidates = 128
 	}
+	if cfg.Settlers <= 0 {
+		cfg.Settlers = 32
+	}
 	policy := matchd.DefaultPolicy()
 	if cfg.Policy != nil {
 		policy = *cfg.Policy
@@ -171,16 +182,17 @@ func New(cfg Config) *Backend {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Backend{
-		cfg:    cfg,
-		c:      cfg.Client,
-		k:      newKeys(cfg.Pool),
-		policy: policy,
-		reach:  reach(policy),
-		widen:  firstWiden(policy),
-		kick:   make(chan struct{}, 1),
-		ctx:    ctx,
-		cancel: cancel,
-		subs:   make(map[*subscription]struct{}),
+		cfg:      cfg,
+		c:        cfg.Client,
+		k:        newKeys(cfg.Pool),
+		policy:   policy,
+		reach:    reach(policy),
+		widen:    firstWiden(policy),
+		kick:     make(chan struct{}, 1),
+		settlers: make(chan struct{}, cfg.Settlers),
+		ctx:      ctx,
+		cancel:   cancel,
+		subs:     make(map[*subscription]struct{}),
 
 		inflight: make(map[string]chan struct{}),
 		commits:  make(chan commitRequest, 256),

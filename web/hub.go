@@ -135,7 +135,7 @@ func (h *hub) setJoined(e *playerEntry, c *conn) {
 
 // deliver sends match_found for room to every socket of both players here.
 func (h *hub) deliver(room *matchd.Room) {
-	var shown *matchd.Room // the room with its session's status, read once
+	var shown *matchd.Room // the room with its session's first status
 	for _, p := range room.Players() {
 		h.mu.Lock()
 		var conns []*conn
@@ -150,9 +150,7 @@ func (h *hub) deliver(room *matchd.Room) {
 			continue
 		}
 		if shown == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-			shown = h.s.shownRoom(ctx, room)
-			cancel()
+			shown = h.s.announcedRoom(room)
 		}
 		f := matchFoundFrame(shown, p)
 		for _, c := range conns {

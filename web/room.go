@@ -35,10 +35,18 @@ type rooms struct {
 	// in records the room each socket was last shown, so that a resync
 	// (after the event stream broke) can send room_state to exactly those.
 	in map[*conn]string
+
+	// opens bounds the sessions being opened in the background at once;
+	// opening tracks them, so that Run returns only after they are done.
+	opens   chan struct{}
+	opening sync.WaitGroup
 }
 
+// maxOpens bounds the store calls opening sessions in the background.
+const maxOpens = 64
+
 func newRooms(s *Server) *rooms {
-	return &rooms{s: s, lc: s.cfg.Lifecycle, chat: make(map[*conn]*rate.Limiter), in: make(map[*conn]string)}
+	return &rooms{s: s, lc: s.cfg.Lifecycle, chat: make(map[*conn]*rate.Limiter), in: make(map[*conn]string), opens: make(chan struct{}, maxOpens)}
 }
 
 // run applies due timers and delivers room events until ctx ends.
@@ -488,6 +496,40 @@ func (s *Server) shownRoom(ctx context.Context, room *matchd.Room) *matchd.Room 
 		return room
 	}
 	return s.rooms.opened(ctx, room)
+}
+
+// announcedRoom is room as match_found shows it when its match event
+// arrives: with the status a new session starts in, which the lifecycle's
+// configuration decides, so no store call is needed. The session itself
+// is opened in the background. The hub delivers events one after another,
+// and a store call per event there would hold every later match_found
+// behind it: under load the event stream fell behind, its subscription
+// was dropped, and the resyncs that followed added to the load.
+func (s *Server) announcedRoom(room *matchd.Room) *matchd.Room {
+	if s.rooms == nil {
+		return room
+	}
+	shown := *room
+	shown.Status = matchd.NewSession(*room, s.rooms.lc.Config().SessionConfig, time.Time{}).Status
+	s.rooms.openLater(*room)
+	return &shown
+}
+
+// openLater opens room's session in the background, at most maxOpens at
+// once. Opening is idempotent: the first open wins, and every later step
+// of the session opens it too if this one failed.
+func (r *rooms) openLater(room matchd.Room) {
+	r.opening.Add(1)
+	go func() {
+		defer r.opening.Done()
+		r.opens <- struct{}{}
+		defer func() { <-r.opens }()
+		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		defer cancel()
+		if _, err := r.lc.Open(ctx, room); err != nil {
+			r.s.log.Warn("opening a session failed", "match", room.MatchID, "err", err)
+		}
+	}()
 }
 
 // connectedToRoom tells a socket that opened while its player holds room:

@@ -224,6 +224,11 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Go(func() { s.rooms.run(ctx) })
 	}
 	err := s.hub.run(ctx)
+	if s.rooms != nil {
+		// The hub has stopped delivering, so no session is opened after
+		// this: wait for those being opened.
+		defer s.rooms.opening.Wait()
+	}
 	s.draining.Store(true)
 	s.cfg.Metrics.Draining.Set(1)
 	s.hub.drainAll()
