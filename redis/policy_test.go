@@ -85,20 +85,7 @@ func testConcurrentSweeps(t *testing.T, client goredis.UniversalClient) {
 	}
 	wg.Wait()
 
-	matched := map[string]string{}
-	for len(matched) < players {
-		select {
-		case ev := <-events:
-			for _, p := range ev.Players {
-				if old, dup := matched[p]; dup {
-					t.Fatalf("%s matched twice: %s and %s", p, old, ev.MatchID)
-				}
-				matched[p] = ev.MatchID
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("%d of %d players matched; sweeps reported %d matches", len(matched), players, swept)
-		}
-	}
+	collectMatches(t, events, players, fmt.Sprintf("sweeps reported %d matches", swept))
 	if swept != players/2 {
 		t.Errorf("sweeps reported %d matches, want %d", swept, players/2)
 	}
@@ -147,6 +134,17 @@ func TestJoinsPastTheSettlers(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	collectMatches(t, events, players, "")
+	if n, _ := instances[1].QueueSize(ctx); n != 0 {
+		t.Errorf("queue size = %d, want 0", n)
+	}
+}
+
+// collectMatches reads match events until players players are matched,
+// failing if one is matched twice or if 10 s pass without a new match;
+// context is added to that failure.
+func collectMatches(t *testing.T, events <-chan matchd.Event, players int, context string) {
+	t.Helper()
 	matched := map[string]string{}
 	for len(matched) < players {
 		select {
@@ -158,10 +156,7 @@ func TestJoinsPastTheSettlers(t *testing.T) {
 				matched[p] = ev.MatchID
 			}
 		case <-time.After(10 * time.Second):
-			t.Fatalf("%d of %d players matched", len(matched), players)
+			t.Fatalf("%d of %d players matched %s", len(matched), players, context)
 		}
-	}
-	if n, _ := instances[1].QueueSize(ctx); n != 0 {
-		t.Errorf("queue size = %d, want 0", n)
 	}
 }
