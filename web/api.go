@@ -158,7 +158,9 @@ func (s *Server) queryPreferences(q url.Values) (p matchd.Preferences, any bool,
 		}
 	}
 	if err := p.Validate(s.cfg.Topics); err != nil {
-		return p, false, err
+		// Validate names join_queue's fields ("preferences.difficulty");
+		// here they are query parameters ("difficulty").
+		return p, false, matchd.Errorf(matchd.EInvalid, "%s", strings.ReplaceAll(matchd.ErrorMessage(err), "preferences.", ""))
 	}
 	return p, len(q) > 0, nil
 }

@@ -68,9 +68,17 @@ func TestPreferencesOverTheWire(t *testing.T) {
 			t.Errorf("queue-status%s = %d %v, want queue_size %v", tt.query, status, body, tt.want)
 		}
 	}
-	for _, q := range []string{"?difficulty=extreme", "?mood=happy", "?duration=x", "?difficulty=easy&difficulty=hard"} {
-		if status, body := h.do("GET", "/api/matchmaking/queue-status"+q, "", nil); status != http.StatusBadRequest || body["error"] == nil {
-			t.Errorf("queue-status%s = %d %v, want 400 with an error", q, status, body)
+	for q, want := range map[string]string{
+		"?difficulty=extreme":              "difficulty must be one of",
+		"?topics=algorithms,cooking":       `topics[1]: unknown topic "cooking"`,
+		"?mood=happy":                      `unknown query parameter "mood"`,
+		"?duration=x":                      "duration must be a whole number",
+		"?difficulty=easy&difficulty=hard": `"difficulty" given more than once`,
+	} {
+		status, body := h.do("GET", "/api/matchmaking/queue-status"+q, "", nil)
+		e, _ := body["error"].(map[string]any)
+		if msg, _ := e["message"].(string); status != http.StatusBadRequest || e["code"] != matchd.EInvalid || !strings.Contains(msg, want) || strings.Contains(msg, "preferences.") {
+			t.Errorf("queue-status%s = %d %v, want 400 invalid_message containing %s", q, status, body, want)
 		}
 	}
 
