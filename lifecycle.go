@@ -91,6 +91,20 @@ type LifecycleConfig struct {
 	// OnCleanup, if set, is called once per session removed at its expiry
 	// (for tests and metrics).
 	OnCleanup func(Session)
+	// Observer, if set, hears of each session that starts or ends, once
+	// across all instances: from the instance whose step committed it.
+	Observer SessionObserver
+}
+
+// SessionObserver is told how sessions go, for metrics.
+type SessionObserver interface {
+	// SessionStarted is called when a session becomes active after its
+	// ready check (sessions without one start active when opened, and are
+	// not reported).
+	SessionStarted(s Session)
+	// SessionEnded is called when a session ends (s.Status is completed
+	// or abandoned, s.Reason says why).
+	SessionEnded(s Session)
 }
 
 // Lifecycle runs match sessions: ready checks, no-shows, timers, leaving,
@@ -178,6 +192,14 @@ func (l *Lifecycle) step(ctx context.Context, matchID string, st Step) (Session,
 		}
 		if !ok {
 			continue
+		}
+		if o := l.cfg.Observer; o != nil && next.Status != s.Status {
+			switch {
+			case next.Ended():
+				o.SessionEnded(next)
+			case next.Status == StatusActive:
+				o.SessionStarted(next)
+			}
 		}
 		if next.Ended() {
 			return l.settle(ctx, next)

@@ -178,12 +178,39 @@ func sessionRoom() matchd.Room {
 }
 
 func newLifecycle(store matchd.SessionStore, mm matchd.Settler, clock *Clock) *matchd.Lifecycle {
+	return newObservedLifecycle(store, mm, clock, nil)
+}
+
+func newObservedLifecycle(store matchd.SessionStore, mm matchd.Settler, clock *Clock, o matchd.SessionObserver) *matchd.Lifecycle {
 	return matchd.NewLifecycle(store, mm, matchd.LifecycleConfig{
 		SessionConfig: matchd.SessionConfig{ReadyTimeout: 30 * time.Second, RoomTTL: time.Hour},
 		Cooldown:      2 * time.Minute,
 		Boost:         10,
 		Clock:         clock,
+		Observer:      o,
 	})
+}
+
+// sessionCounts is a SessionObserver that counts what it hears.
+type sessionCounts struct {
+	mu      sync.Mutex
+	started int
+	ended   map[string]int // by reason
+}
+
+func (c *sessionCounts) SessionStarted(matchd.Session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.started++
+}
+
+func (c *sessionCounts) SessionEnded(s matchd.Session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended == nil {
+		c.ended = map[string]int{}
+	}
+	c.ended[s.Reason]++
 }
 
 func mustSession(t *testing.T, store matchd.SessionStore, id string) matchd.Session {
@@ -423,7 +450,8 @@ func testBothReady(t *testing.T, instance func() matchd.SessionStore) {
 func testNoShow(t *testing.T, instance func() matchd.SessionStore) {
 	store, clock, mm := instance(), NewClock(), &FakeSettler{}
 	log := Collect(t, store)
-	l := newLifecycle(store, mm, clock)
+	counts := &sessionCounts{}
+	l := newObservedLifecycle(store, mm, clock, counts)
 	room := sessionRoom()
 	if _, err := l.Ready(ctxFor(t), room, "bob", "gw2"); err != nil {
 		t.Fatal(err)
@@ -464,6 +492,9 @@ func testNoShow(t *testing.T, instance func() matchd.SessionStore) {
 	log.Want(t, "room_state>alice", "requeued>bob:partner_no_show", "match_cancelled>alice:not_ready")
 	if requeued, _ := mm.Calls(); len(requeued) != 1 {
 		t.Errorf("requeued %v: want once", requeued)
+	}
+	if counts.started != 0 || len(counts.ended) != 1 || counts.ended[matchd.EndNoShow] != 1 {
+		t.Errorf("observer heard %d starts and ends %v, want one no_show and no start", counts.started, counts.ended)
 	}
 }
 
@@ -527,8 +558,10 @@ func testLeaveMidSession(t *testing.T, instance func() matchd.SessionStore) {
 func testWarningsAndEnd(t *testing.T, instance func() matchd.SessionStore) {
 	store, clock, mm := instance(), NewClock(), &FakeSettler{}
 	log := Collect(t, store)
-	// Two instances tick the same store: each timer fires once.
-	l1, l2 := newLifecycle(store, mm, clock), newLifecycle(instance(), mm, clock)
+	// Two instances tick the same store: each timer fires once, and the
+	// observers of both hear of the start and the end once in all.
+	counts := &sessionCounts{}
+	l1, l2 := newObservedLifecycle(store, mm, clock, counts), newObservedLifecycle(instance(), mm, clock, counts)
 	room := sessionRoom()
 	l1.Ready(ctxFor(t), room, "alice", "gw1")
 	l2.Ready(ctxFor(t), room, "bob", "gw2")
@@ -565,6 +598,9 @@ func testWarningsAndEnd(t *testing.T, instance func() matchd.SessionStore) {
 	}
 	if _, released := mm.Calls(); len(released) != 1 {
 		t.Errorf("released %v, want once", released)
+	}
+	if counts.started != 1 || len(counts.ended) != 1 || counts.ended[matchd.EndTimeUp] != 1 {
+		t.Errorf("observers heard %d starts and ends %v, want 1 start and 1 time_up", counts.started, counts.ended)
 	}
 	for _, p := range []string{"alice", "bob"} {
 		if h, _ := store.History(ctxFor(t), p, 10); len(h) != 1 || h[0].Status != matchd.StatusCompleted {

@@ -30,11 +30,23 @@ type Metrics struct {
 	SweptTickets prometheus.Counter
 	Redis        *prometheus.HistogramVec // by command (script file or command name)
 	RedisErrors  *prometheus.CounterVec   // by command
+	// Sessions: the room lifecycle.
+	SessionsStarted prometheus.Counter
+	SessionsEnded   *prometheus.CounterVec // by reason
 
 	reg prometheus.Registerer
 }
 
-var _ matchd.Observer = (*Metrics)(nil)
+var (
+	_ matchd.Observer        = (*Metrics)(nil)
+	_ matchd.SessionObserver = (*Metrics)(nil)
+)
+
+// SessionStarted implements matchd.SessionObserver.
+func (m *Metrics) SessionStarted(matchd.Session) { m.SessionsStarted.Inc() }
+
+// SessionEnded implements matchd.SessionObserver.
+func (m *Metrics) SessionEnded(s matchd.Session) { m.SessionsEnded.WithLabelValues(s.Reason).Inc() }
 
 // New creates the metrics and registers them on reg.
 func New(reg prometheus.Registerer) *Metrics {
@@ -90,12 +102,21 @@ func New(reg prometheus.Registerer) *Metrics {
 	m.RedisErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "matchd_redis_errors_total", Help: "Redis commands that failed, by command.",
 	}, []string{"command"})
+	m.SessionsStarted = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "matchd_sessions_started_total", Help: "Match sessions that started after both players were ready.",
+	})
+	m.SessionsEnded = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "matchd_sessions_ended_total", Help: "Match sessions that ended, by reason: time_up, left, no_show (one player not ready), not_ready (neither), expired.",
+	}, []string{"reason"})
 	// Make the label values known up front, so the series exist at 0.
 	for _, l := range []string{"join", "message", "sockets"} {
 		m.RateLimited.WithLabelValues(l)
 	}
+	for _, r := range []string{matchd.EndTimeUp, matchd.EndLeft, matchd.EndNoShow, matchd.EndNotReady, matchd.EndExpired} {
+		m.SessionsEnded.WithLabelValues(r)
+	}
 	reg.MustRegister(m.Joins, m.Leaves, m.Matches, m.RoomFailures, m.TimeToMatch, m.Connections, m.Messages, m.PendingDrops, m.Draining,
-		m.Sent, m.RateLimited, m.Sweeps, m.SweptTickets, m.Redis, m.RedisErrors)
+		m.Sent, m.RateLimited, m.Sweeps, m.SweptTickets, m.Redis, m.RedisErrors, m.SessionsStarted, m.SessionsEnded)
 	return m
 }
 

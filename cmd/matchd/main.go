@@ -362,7 +362,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- stri
 		OriginPatterns:  cfg.origins,
 		ShutdownTimeout: cfg.shutdown,
 		AdminToken:      cfg.adminToken,
-		Lifecycle:       cfg.room.lifecycle(sessions, backend, clock, cfg.roomTTL),
+		Lifecycle:       cfg.room.lifecycle(sessions, backend, clock, cfg.roomTTL, m),
 		Ratings:         sessions, // ratings from session feedback (Elo)
 	})
 

@@ -36,11 +36,12 @@ func (rc roomConfig) check(roomTTL time.Duration) error {
 }
 
 // lifecycle returns the room lifecycle on store, settling with mm.
-func (rc roomConfig) lifecycle(store matchd.SessionStore, mm matchd.Settler, clock matchd.Clock, roomTTL time.Duration) *matchd.Lifecycle {
+func (rc roomConfig) lifecycle(store matchd.SessionStore, mm matchd.Settler, clock matchd.Clock, roomTTL time.Duration, o matchd.SessionObserver) *matchd.Lifecycle {
 	return matchd.NewLifecycle(store, mm, matchd.LifecycleConfig{
 		SessionConfig: matchd.SessionConfig{ReadyTimeout: rc.readyTimeout, RoomTTL: roomTTL},
 		Cooldown:      rc.cooldown,
 		Boost:         rc.boost,
 		Clock:         clock,
+		Observer:      o,
 	})
 }
