@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/matchd/matchd"
+	"github.com/matchd/matchd/auth"
 )
 
 // The REST side of the room lifecycle: feedback after a session and a
@@ -36,17 +37,27 @@ type feedbackResponse struct {
 	Notes     string `json:"notes"`
 }
 
+// sessionCaller authenticates a request to the session endpoints, which
+// need the room lifecycle; it has answered the request when ok is false.
+func (s *Server) sessionCaller(w http.ResponseWriter, r *http.Request) (claims auth.Claims, ok bool) {
+	claims, err := s.authenticate(r, false)
+	if err != nil {
+		s.writeError(w, r, err)
+		return claims, false
+	}
+	if s.rooms == nil {
+		s.writeError(w, r, errLifecycleOff)
+		return claims, false
+	}
+	return claims, true
+}
+
 // handleFeedback records a player's rating of their partner: once per
 // player and match, by the match's players only, once the session has
 // taken place.
 func (s *Server) handleFeedback(w http.ResponseWriter, r *http.Request) {
-	claims, err := s.authenticate(r, false)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if s.rooms == nil {
-		s.writeError(w, r, errLifecycleOff)
+	claims, ok := s.sessionCaller(w, r)
+	if !ok {
 		return
 	}
 	id := r.PathValue("match_id")
@@ -76,13 +87,8 @@ func (s *Server) handleFeedback(w http.ResponseWriter, r *http.Request) {
 
 // handleHistory lists the caller's recent sessions, newest first.
 func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
-	claims, err := s.authenticate(r, false)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if s.rooms == nil {
-		s.writeError(w, r, errLifecycleOff)
+	claims, ok := s.sessionCaller(w, r)
+	if !ok {
 		return
 	}
 	limit := defaultHistory
