@@ -218,29 +218,28 @@ func (c *conn) join(ctx context.Context, prefs matchd.Preferences) {
 		c.send(errorFrame(err))
 		return
 	}
-	if l := s.cfg.JoinLimiter; l != nil {
-		retry, ok, err := l.Allow(ctx, c.player)
+	// The join limit, the no-show cooldown and the stored rating are
+	// independent store round trips: made at once, they cost one. The
+	// limit is checked first in effect: its refusal is the one answered.
+	var limitErr, coolErr error
+	var wg sync.WaitGroup
+	if s.cfg.JoinLimiter != nil {
+		wg.Go(func() { limitErr = c.allowJoin(ctx) })
+	}
+	if s.rooms != nil {
+		wg.Go(func() { coolErr = c.cooldown(ctx) })
+	}
+	t, ticketErr := c.ticket(ctx, prefs)
+	wg.Wait()
+	for _, err := range []error{limitErr, coolErr, ticketErr} {
 		if err != nil {
 			c.send(errorFrame(err))
 			return
 		}
-		if !ok {
-			s.cfg.Metrics.RateLimited.WithLabelValues("join").Inc()
-			c.send(errorFrame(&matchd.Error{Code: matchd.ERateLimited, Message: "too many joins; wait before joining again", RetryAfter: retry}))
-			return
-		}
-	}
-	if err := c.cooldown(ctx); err != nil {
-		c.send(errorFrame(err))
-		return
 	}
 	c.entry.op.Lock()
 	c.hold()
-	t, err := c.ticket(ctx, prefs)
-	var res matchd.JoinResult
-	if err == nil {
-		res, err = s.mm.Join(ctx, t)
-	}
+	res, err := s.mm.Join(ctx, t)
 	if err == nil {
 		if res.Added {
 			c.prefs = prefs
@@ -274,6 +273,24 @@ func (c *conn) join(ctx context.Context, prefs matchd.Preferences) {
 		out = append(out, heldFrame{matchID: res.Room.MatchID, data: matchFoundFrame(s.shownRoom(ctx, res.Room), c.player)})
 	}
 	c.release(out...)
+}
+
+// allowJoin applies the join limit (JoinLimiter) to this socket's player.
+func (c *conn) allowJoin(ctx context.Context) error {
+	s := c.h.s
+	l := s.cfg.JoinLimiter
+	if l == nil {
+		return nil
+	}
+	retry, ok, err := l.Allow(ctx, c.player)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		s.cfg.Metrics.RateLimited.WithLabelValues("join").Inc()
+		return &matchd.Error{Code: matchd.ERateLimited, Message: "too many joins; wait before joining again", RetryAfter: retry}
+	}
+	return nil
 }
 
 // ticket is the ticket this socket's player joins with: identity and
