@@ -317,7 +317,7 @@ func TestCrashKeepsPlacesAndSweepsGhosts(t *testing.T) {
 	// Well past the dead instance's lease, the ticket is still there: b
 	// owns it now.
 	matchdtest.Eventually(t, 10*time.Second, func() bool {
-		n, _ := check.ZRangeByScore(ctx, "matchd:{"+pool+"}:leases", &goredis.ZRangeBy{Min: "-inf", Max: "+inf"}).Result()
+		n, _ := check.ZRangeArgs(ctx, goredis.ZRangeArgs{Key: "matchd:{" + pool + "}:leases", Start: "-inf", Stop: "+inf", ByScore: true}).Result()
 		return len(n) == 2 // a's lease was swept; b's and c's remain
 	}, "dead instance's lease not swept")
 	if ticket("stay") == "" {

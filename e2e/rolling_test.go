@@ -25,16 +25,6 @@ func (f *fleet) pick(r *rand.Rand) *instance {
 	return f.live[r.IntN(len(f.live))]
 }
 
-func (f *fleet) replace(old, with *instance) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for i, in := range f.live {
-		if in == old {
-			f.live[i] = with
-		}
-	}
-}
-
 func (f *fleet) remove(old *instance) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

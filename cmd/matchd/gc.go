@@ -57,8 +57,8 @@ func keepHeapFloor(floor uint64) (stop func()) {
 	// next sentinel; it holds a pointer so that it is not a tiny
 	// allocation, whose finalizer might never run.
 	type sentinel struct {
-		p   *int
-		pad [16]byte
+		_ *int
+		_ [16]byte
 	}
 	var arm func()
 	arm = func() {
