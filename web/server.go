@@ -102,6 +102,9 @@ type Server struct {
 	// draining is set when Run's context ends: the instance is going away,
 	// takes no new sockets and tells its clients to reconnect elsewhere.
 	draining atomic.Bool
+	// socketsMu orders counting a socket (sockets.Add) before the drain
+	// starts, or not at all; see handleWebSocket.
+	socketsMu sync.Mutex
 }
 
 // New returns a Server.
@@ -229,7 +232,9 @@ func (s *Server) Run(ctx context.Context) error {
 		// this: wait for those being opened.
 		defer s.rooms.opening.Wait()
 	}
+	s.socketsMu.Lock()
 	s.draining.Store(true)
+	s.socketsMu.Unlock()
 	s.cfg.Metrics.Draining.Set(1)
 	s.hub.drainAll()
 	done := make(chan struct{})

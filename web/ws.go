@@ -96,7 +96,22 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 		s.hub.release(claims.UserID)
 		return // Accept has answered the client
 	}
+	// Counting the socket and seeing the drain start are ordered by
+	// socketsMu: Run waits for the sockets only once draining is set, so
+	// no socket is counted after its Wait began (sync.WaitGroup forbids
+	// that), and a socket accepted as the drain starts is sent away.
+	s.socketsMu.Lock()
+	if s.draining.Load() {
+		s.socketsMu.Unlock()
+		s.hub.release(claims.UserID)
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		ws.Write(ctx, websocket.MessageText, reconnectFrame)
+		cancel()
+		ws.Close(websocket.StatusServiceRestart, "instance restarting; reconnect")
+		return
+	}
 	s.sockets.Add(1)
+	s.socketsMu.Unlock()
 	// The socket is served on a goroutine of its own and the handler
 	// returns: net/http's goroutine, whose stack the handshake has grown
 	// to 8 KiB, and the upgrade request are then freed, a third of an idle
