@@ -37,26 +37,16 @@ func testConcurrentSweeps(t *testing.T, client goredis.UniversalClient) {
 	}
 	clock := matchdtest.NewClock()
 	rooms := &matchdtest.RecordingRooms{Rooms: matchd.QuestionRooms{Bank: bank, Clock: clock}}
-	newInstance := func(name string) *redis.Backend {
-		b := redis.New(redis.Config{
-			Client:     client,
-			Rooms:      rooms,
-			Clock:      clock,
-			Pool:       "sweeps",
-			Channel:    "match_channel:sweeps",
-			Instance:   name,
-			MatchEvery: time.Hour, // only the test's sweeps
-			Batch:      4,         // many small claims, so the instances interleave
-		})
-		t.Cleanup(func() { b.Close() })
-		return b
-	}
-	instances := []*redis.Backend{newInstance("a"), newInstance("b")}
+	instances, events := twoInstances(t, redis.Config{
+		Client:     client,
+		Rooms:      rooms,
+		Clock:      clock,
+		Pool:       "sweeps",
+		Channel:    "match_channel:sweeps",
+		MatchEvery: time.Hour, // only the test's sweeps
+		Batch:      4,         // many small claims, so the instances interleave
+	})
 	ctx := t.Context()
-	events, err := instances[0].Subscribe(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	const players = 200
 	for i := range players {
@@ -110,20 +100,11 @@ func TestJoinsPastTheSettlers(t *testing.T) {
 	client := srv.Client(t)
 	rooms := matchdtest.NewFlakyRooms(t)
 	clock := matchdtest.NewClock()
-	newInstance := func(name string) *redis.Backend {
-		b := redis.New(redis.Config{
-			Client: client, Rooms: rooms, Pool: "settlers", Channel: "match_channel:settlers", Instance: name,
-			Clock: clock, Settlers: 1, MatchEvery: 20 * time.Millisecond,
-		})
-		t.Cleanup(func() { b.Close() })
-		return b
-	}
-	instances := []*redis.Backend{newInstance("a"), newInstance("b")}
+	instances, events := twoInstances(t, redis.Config{
+		Client: client, Rooms: rooms, Pool: "settlers", Channel: "match_channel:settlers",
+		Clock: clock, Settlers: 1, MatchEvery: 20 * time.Millisecond,
+	})
 	ctx := t.Context()
-	events, err := instances[0].Subscribe(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const players = 200
 	var wg sync.WaitGroup
 	for i := range players {
@@ -138,6 +119,24 @@ func TestJoinsPastTheSettlers(t *testing.T) {
 	if n, _ := instances[1].QueueSize(ctx); n != 0 {
 		t.Errorf("queue size = %d, want 0", n)
 	}
+}
+
+// twoInstances starts instances "a" and "b" of cfg on one pool, closed
+// at the test's end, and subscribes to the match events through "a".
+func twoInstances(t *testing.T, cfg redis.Config) ([]*redis.Backend, <-chan matchd.Event) {
+	t.Helper()
+	var instances []*redis.Backend
+	for _, name := range []string{"a", "b"} {
+		cfg.Instance = name
+		b := redis.New(cfg)
+		t.Cleanup(func() { b.Close() })
+		instances = append(instances, b)
+	}
+	events, err := instances[0].Subscribe(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return instances, events
 }
 
 // collectMatches reads match events until players players are matched,
