@@ -101,6 +101,33 @@ func TestRunPlayers(t *testing.T) {
 	}
 }
 
+// TestLeaveAtOnce has half the players leave the moment they join: the
+// leave timer fires while join_queue is still being written, and the two
+// frames must still reach the server in that order. When the leave once
+// overtook the join, the server answered left_queue and then queued the
+// player, and the checker reported partners matched with players who had
+// left.
+func TestLeaveAtOnce(t *testing.T) {
+	s := startServer(t)
+	cfg := mustConfig(t, "-url", s.url, "-players", "200", "-leave-share", "0.5", "-leave-within", "0", "-timeout", "2s", "-seed", "3")
+	res := run(context.Background(), cfg, io.Discard, false)
+	rep := &res.report
+	checkClean(t, rep)
+	left := 0
+	for _, p := range res.players {
+		switch o := p.outcome(); {
+		case p.plan.leave && o == outLeft:
+			left++
+		case o == outMatched, o == outTimedOut:
+		default:
+			t.Errorf("player %s (leaver %v): %v, want matched, left or timed out", p.id, p.plan.leave, o)
+		}
+	}
+	if left == 0 || rep.Players.Failed != 0 {
+		t.Errorf("%d left, %d failed: want some leaves and no failures", left, rep.Players.Failed)
+	}
+}
+
 // TestRunRateTwoServers runs the open-loop arrival schedule with minted
 // tokens and pre-connected players, spread over two servers.
 func TestRunRateTwoServers(t *testing.T) {

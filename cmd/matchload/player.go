@@ -83,6 +83,9 @@ type player struct {
 	abandoned  bool      // closed because a leave_queue went unanswered
 	reconnects int
 	timers     []*time.Timer
+	// lastWrite is closed when the frame decided last has been written
+	// (see writeLocked); nil before the first.
+	lastWrite chan struct{}
 }
 
 // run connects the player and reads its socket until it is done. dialCtx
@@ -143,9 +146,10 @@ func (p *player) join(ctx context.Context) {
 		p.timers = append(p.timers, time.AfterFunc(p.plan.after, p.drop))
 	}
 	p.timers = append(p.timers, time.AfterFunc(p.r.cfg.timeout, func() { p.giveUp(ctx) }))
+	write := p.writeLocked(ctx, conn, p.plan.joinFrame)
 	p.mu.Unlock()
 	p.r.c.joinedAt(now)
-	p.send(ctx, conn, p.plan.joinFrame)
+	write()
 }
 
 // leave is a leaver's timer: leave_queue, if still waiting.
@@ -171,8 +175,9 @@ func (p *player) sendLeave(ctx context.Context, next phase) {
 	p.phase = next
 	conn := p.conn
 	p.timers = append(p.timers, time.AfterFunc(leaveAnswerWait, p.abandon))
+	write := p.writeLocked(ctx, conn, leaveFrame)
 	p.mu.Unlock()
-	p.send(ctx, conn, leaveFrame)
+	write()
 }
 
 // abandon closes the socket of a player whose leave_queue went
@@ -379,19 +384,21 @@ func (p *player) reconnectAfter(ctx context.Context) bool {
 	if ph == phaseWaiting {
 		p.phase = phaseJoining
 	}
-	if ph == phaseDropped {
+	write := func() {}
+	switch ph {
+	case phaseJoining, phaseWaiting:
+		write = p.writeLocked(ctx, conn, p.plan.joinFrame)
+	case phaseLeaving, phaseGivingUp:
+		write = p.writeLocked(ctx, conn, leaveFrame)
+	case phaseDropped:
 		p.markClosedLocked(conn)
 	}
 	p.mu.Unlock()
-	switch ph {
-	case phaseJoining, phaseWaiting:
-		p.send(ctx, conn, p.plan.joinFrame)
-	case phaseLeaving, phaseGivingUp:
-		p.send(ctx, conn, leaveFrame)
-	case phaseDropped:
+	if ph == phaseDropped {
 		// Its drop timer fired while it reconnected: drop this one too.
 		conn.CloseNow()
 	}
+	write()
 	return true
 }
 
@@ -466,12 +473,26 @@ func (p *player) goodbye(conn *websocket.Conn) {
 	conn.Close(websocket.StatusNormalClosure, "")
 }
 
-// send writes one frame. A failed write closes the socket (coder/websocket
-// does so on a timeout), and the read loop reports it; nothing to do here.
-func (p *player) send(ctx context.Context, conn *websocket.Conn, msg []byte) {
-	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
-	defer cancel()
-	conn.Write(wctx, websocket.MessageText, msg)
+// writeLocked takes msg's turn among the player's frames and returns the
+// write, to be called once p.mu is released. Frames are written in the
+// order their writes were taken under p.mu, whichever goroutine writes
+// them: a leave_queue whose timer fires while join_queue is still being
+// sent must not overtake it, or the server rightly answers left_queue
+// first and then queues the player (a race this tool once blamed on the
+// server). A failed write closes the socket (coder/websocket does so on a
+// timeout), and the read loop reports it; nothing else to do.
+func (p *player) writeLocked(ctx context.Context, conn *websocket.Conn, msg []byte) func() {
+	prev, done := p.lastWrite, make(chan struct{})
+	p.lastWrite = done
+	return func() {
+		defer close(done)
+		if prev != nil {
+			<-prev
+		}
+		wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+		defer cancel()
+		conn.Write(wctx, websocket.MessageText, msg)
+	}
 }
 
 // finish records the player's outcome, once.
