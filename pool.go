@@ -14,7 +14,8 @@ import (
 // policy's must-equal fields, and within a bucket kept in rating bands,
 // each a list in queue order. A partner is searched only in the buckets
 // whose values can fit and the bands within the widest rating tolerance,
-// and at most candidatesPerBand tickets of each band are checked.
+// and Partner checks at most PerBand tickets of each band; it says when
+// that bound cut it short, and PartnerExhaustive then checks them all.
 //
 // Pool is a plain data structure: no locking, no I/O. It is the engine of
 // the policy for the embedded backend.
@@ -281,11 +282,32 @@ func (p *Pool) Remove(player string) bool {
 // the policy's no-rematch window.
 type Recent func(a, b string) bool
 
-// Partner returns the best waiting partner for t at now: among the tickets
-// that fit it, the one of highest priority, then the oldest. t itself may
-// be in the pool. ok is false when nobody fits.
-func (p *Pool) Partner(t *Ticket, now time.Time, recent Recent) (Ticket, bool) {
+// Partner returns the best waiting partner for t at now among the tickets
+// it checks: of those that fit t, the one of highest priority, then the
+// oldest. t itself may be in the pool. ok is false when nobody fits.
+//
+// It checks at most PerBand tickets of each band, so its cost does not
+// grow with the pool. cut reports that nobody fit but some band within
+// reach had tickets left unchecked: a partner may wait beyond the bound,
+// and only PartnerExhaustive would find it.
+func (p *Pool) Partner(t *Ticket, now time.Time, recent Recent) (partner Ticket, ok, cut bool) {
+	budget := math.MaxInt
+	return p.partner(t, now, recent, p.PerBand, &budget)
+}
+
+// PartnerExhaustive is Partner without the bound: it checks the tickets of
+// every band within reach until it finds the best partner there is, or
+// until it has made *budget checks (then cut is true: the search is not
+// complete). It takes the checks it makes off *budget. Its cost is the
+// number of tickets in reach: the embedded backend's sweeps use it for the
+// tickets whose bounded search was cut.
+func (p *Pool) PartnerExhaustive(t *Ticket, now time.Time, recent Recent, budget *int) (partner Ticket, ok, cut bool) {
+	return p.partner(t, now, recent, math.MaxInt, budget)
+}
+
+func (p *Pool) partner(t *Ticket, now time.Time, recent Recent, perBand int, budget *int) (Ticket, bool, bool) {
 	var best *Ticket
+	cut := false
 	tol := p.policy.Rating.Max
 	lo, hi := math.MinInt, math.MaxInt
 	if !math.IsInf(tol, 1) {
@@ -304,11 +326,13 @@ func (p *Pool) Partner(t *Ticket, now time.Time, recent Recent) (Ticket, bool) {
 				return
 			}
 			checked := 0
-			for e := l.head; e != nil && checked < p.PerBand; e = e.next {
+			e := l.head
+			for ; e != nil && checked < perBand && *budget > 0; e = e.next {
 				if e.t.PlayerID == t.PlayerID {
 					continue
 				}
 				checked++
+				*budget--
 				c := &e.t
 				if !p.policy.Fits(t, c, now, recent != nil && p.policy.NoRematch > 0 && recent(t.PlayerID, c.PlayerID)) {
 					continue
@@ -317,8 +341,13 @@ func (p *Pool) Partner(t *Ticket, now time.Time, recent Recent) (Ticket, bool) {
 					best = c
 				}
 				if l.prioritized == 0 {
-					break // the rest of the band is younger and of the same priority
+					return // the rest of the band is younger and of the same priority
 				}
+			}
+			for ; e != nil && e.t.PlayerID == t.PlayerID; e = e.next {
+			}
+			if e != nil {
+				cut = true // tickets of this band were left unchecked
 			}
 		}
 		if lo == math.MinInt || hi-lo+1 > b.n {
@@ -339,9 +368,9 @@ func (p *Pool) Partner(t *Ticket, now time.Time, recent Recent) (Ticket, bool) {
 		}
 	}
 	if best == nil {
-		return Ticket{}, false
+		return Ticket{}, false, cut
 	}
-	return *best, true
+	return *best, true, false
 }
 
 // keysFit reports whether tickets of two buckets can fit: each must-equal

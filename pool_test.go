@@ -2,6 +2,7 @@ package matchd_test
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -20,11 +21,16 @@ import (
 // stood at that moment, nobody is matched with themselves or twice at once,
 // the partner chosen is the best one (priority, then oldest), and after
 // each step no two waiting players fit each other.
+//
+// The pool's bound on checks per band is drawn too. With a bound, a
+// search that finds nobody may be cut; then PartnerExhaustive must find
+// the model's best, and a partner found within the bound must fit (it is
+// the best only when nothing was left unchecked, as with no bound).
 func TestPoolModel(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		policy := matchd.DefaultPolicy()
 		pool := matchd.NewPool(policy)
-		pool.PerBand = 1 << 20 // no bound: the search must be exact
+		pool.PerBand = rapid.SampledFrom([]int{1, 2, 1 << 20}).Draw(t, "perBand")
 		now := time.Unix(1_000_000, 0)
 		var waiting []matchd.Ticket // the model
 		matchedWith := map[[2]string]time.Time{}
@@ -34,12 +40,21 @@ func TestPoolModel(t *testing.T) {
 		}
 		var seq uint64
 		players := rapid.SampledFrom([]string{"a", "b", "c", "d", "e", "f", "g", "h"})
-		// Mostly close ratings; now and then one thousands of bands away,
-		// which the pool keeps apart from its dense bands.
-		ratings := rapid.OneOf(rapid.IntRange(1300, 1800), rapid.IntRange(1300, 1800), rapid.IntRange(1300, 1800),
+		// Mostly close ratings, often in one band (as new players all
+		// start at 1500, where bands fill up and the bound bites); now
+		// and then one thousands of bands away, which the pool keeps
+		// apart from its dense bands.
+		ratings := rapid.OneOf(rapid.IntRange(1300, 1800), rapid.Just(1500), rapid.Just(1500), rapid.IntRange(1500, 1549),
 			rapid.SampledFrom([]int{-100_000, 100_000, 100_050, 10_000_000}))
 		match := func(x matchd.Ticket) {
-			partner, ok := pool.Partner(&x, now, recent)
+			partner, ok, cut := pool.Partner(&x, now, recent)
+			if !ok && cut {
+				budget := math.MaxInt
+				partner, ok, cut = pool.PartnerExhaustive(&x, now, recent, &budget)
+				if cut {
+					t.Fatalf("PartnerExhaustive(%s) was cut with an unlimited budget", x.PlayerID)
+				}
+			}
 			// The model's best partner.
 			var want *matchd.Ticket
 			for i := range waiting {
@@ -51,8 +66,13 @@ func TestPoolModel(t *testing.T) {
 					want = c
 				}
 			}
-			if ok != (want != nil) || ok && partner.PlayerID != want.PlayerID {
+			switch {
+			case ok != (want != nil):
 				t.Fatalf("Partner(%s) = %s,%v; the model's best is %v", x.PlayerID, partner.PlayerID, ok, want)
+			case ok && !policy.Fits(&x, &partner, now, recent(x.PlayerID, partner.PlayerID)):
+				t.Fatalf("Partner(%s) = %+v, who does not fit", x.PlayerID, partner)
+			case ok && pool.PerBand == 1<<20 && partner.PlayerID != want.PlayerID:
+				t.Fatalf("Partner(%s) = %s; the model's best is %v", x.PlayerID, partner.PlayerID, want)
 			}
 			if !ok {
 				return
@@ -111,6 +131,42 @@ func TestPoolModel(t *testing.T) {
 	})
 }
 
+// TestPartnerCut: a bounded search that leaves a band's tickets unchecked
+// and finds nobody says so, and the exhaustive search finds the partner
+// beyond the bound, within its budget of checks.
+func TestPartnerCut(t *testing.T) {
+	policy := matchd.DefaultPolicy()
+	pool := matchd.NewPool(policy)
+	pool.PerBand = 2
+	now := time.Unix(1_000_000, 0)
+	// Two blockers in x's band (regions of their own, for the first 20 s),
+	// then x's partner: the third ticket of the band.
+	for i, region := range []string{"eu", "ap", "us"} {
+		pool.Add(matchd.Ticket{PlayerID: region, Seq: uint64(i + 1), JoinedAt: now, Rating: 1500, Prefs: matchd.Preferences{Region: region}}, now)
+	}
+	x := matchd.Ticket{PlayerID: "x", Seq: 4, JoinedAt: now, Rating: 1510, Prefs: matchd.Preferences{Region: "us"}}
+	if p, ok, cut := pool.Partner(&x, now, nil); ok || !cut {
+		t.Fatalf("Partner = %s,%v,%v; want nobody, cut", p.PlayerID, ok, cut)
+	}
+	budget := 2
+	if p, ok, cut := pool.PartnerExhaustive(&x, now, nil, &budget); ok || !cut || budget != 0 {
+		t.Fatalf("PartnerExhaustive with 2 checks = %s,%v,%v, budget left %d; want nobody, cut, 0", p.PlayerID, ok, cut, budget)
+	}
+	budget = 10
+	if p, ok, cut := pool.PartnerExhaustive(&x, now, nil, &budget); !ok || cut || p.PlayerID != "us" || budget != 7 {
+		t.Fatalf("PartnerExhaustive = %s,%v,%v, budget left %d; want us, found, 7 left", p.PlayerID, ok, cut, budget)
+	}
+	// Not cut: a band whose every ticket was checked.
+	pool.PerBand = 3
+	if p, ok, cut := pool.Partner(&x, now, nil); !ok || cut || p.PlayerID != "us" {
+		t.Fatalf("Partner with 3 per band = %s,%v,%v; want us", p.PlayerID, ok, cut)
+	}
+	pool.Remove("us")
+	if p, ok, cut := pool.Partner(&x, now, nil); ok || cut {
+		t.Fatalf("Partner with every ticket checked = %s,%v,%v; want nobody, not cut", p.PlayerID, ok, cut)
+	}
+}
+
 func pair(a, b string) [2]string {
 	if a > b {
 		a, b = b, a
@@ -167,7 +223,7 @@ func BenchmarkPoolJoin(b *testing.B) {
 			found := 0
 			for i := range b.N {
 				j := joiners[i]
-				if partner, ok := pool.Partner(&j, now, nil); ok {
+				if partner, ok, _ := pool.Partner(&j, now, nil); ok {
 					pool.Remove(partner.PlayerID)
 					found++
 					// The partner comes back as a new ticket, so the pool

@@ -16,6 +16,9 @@ type history struct {
 
 	players map[string]*playerHistory
 	log     []historyEntry // in time order, for expiry
+	// banned is the index in log of the first match whose no-rematch ban
+	// bansEnded has not yet reported ended.
+	banned int
 }
 
 type playerHistory struct {
@@ -80,6 +83,21 @@ func (h *history) seen(player string, now time.Time) []string {
 	return ids
 }
 
+// bansEnded returns, once each, the players of the matches whose
+// no-rematch ban has ended by now: those two may be paired again, and if
+// both wait, nothing else would look at them. Call it before expire,
+// which forgets matches no sooner than their ban ends.
+func (h *history) bansEnded(now time.Time) []string {
+	if h.noRematch <= 0 {
+		return nil
+	}
+	var players []string
+	for ; h.banned < len(h.log) && now.Sub(h.log[h.banned].at) >= h.noRematch; h.banned++ {
+		players = append(players, h.log[h.banned].players[:]...)
+	}
+	return players
+}
+
 // expire forgets what is older than the window.
 func (h *history) expire(now time.Time) {
 	n := 0
@@ -105,4 +123,5 @@ func (h *history) expire(now time.Time) {
 		}
 	}
 	h.log = h.log[n:]
+	h.banned = max(h.banned-n, 0)
 }

@@ -5,7 +5,11 @@
 //
 // Waiting tickets live in a matchd.Pool, indexed for the matching policy:
 // a join finds its best partner without scanning the queue, and a sweep
-// looks again at the tickets whose rules have widened.
+// looks again at the tickets whose rules have widened or whose no-rematch
+// ban has ended. A join checks a bounded number of tickets per rating
+// band; when that search was cut short and found nobody, the next sweep
+// searches for the ticket without the bound, so that after a sweep no two
+// waiting players fit each other.
 //
 // Concurrency: one mutex guards all state. Every operation, including the
 // matching that a join triggers and the room it creates, runs inside it, so
@@ -16,6 +20,7 @@ package memory
 import (
 	"context"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -48,6 +53,11 @@ type Config struct {
 	// whose rules have widened since. Default 250 ms, a small delay next
 	// to the policy's 5 s steps; tests on a fake clock call Sweep.
 	SweepEvery time.Duration
+
+	// PerBand bounds the tickets a search checks in one rating band
+	// (matchd.Pool.PerBand); default 8. Tests set it low to make the
+	// sweep's unbounded searches do the work.
+	PerBand int
 }
 
 // Backend is the embedded Matchmaker. Create it with New; Close it to stop
@@ -66,16 +76,26 @@ type Backend struct {
 	expiry      []*storedRoom     // rooms in creation order, for expiry
 	assignments map[string]string // player -> match id
 	history     history
-	subs        map[*subscriber]struct{}
-	retry       *time.Timer
-	backoff     time.Duration
-	closed      bool
+	// deep holds, oldest first, the tickets whose bounded search was cut
+	// and found nobody: the next sweep searches for them without the
+	// bound. inDeep keeps each player in it once.
+	deep    []deepItem
+	inDeep  map[string]bool
+	subs    map[*subscriber]struct{}
+	retry   *time.Timer
+	backoff time.Duration
+	closed  bool
 }
 
 type storedRoom struct {
 	room    matchd.Room
 	tickets [2]matchd.Ticket // the tickets the players were matched by, for Requeue
 	expires time.Time
+}
+
+type deepItem struct {
+	player string
+	seq    uint64
 }
 
 type subscriber struct {
@@ -124,7 +144,11 @@ func New(cfg Config) *Backend {
 		rooms:       make(map[string]*storedRoom),
 		assignments: make(map[string]string),
 		history:     newHistory(policy),
+		inDeep:      make(map[string]bool),
 		subs:        make(map[*subscriber]struct{}),
+	}
+	if cfg.PerBand > 0 {
+		b.pool.PerBand = cfg.PerBand
 	}
 	go b.sweeper()
 	return b
@@ -349,32 +373,90 @@ func (b *Backend) matchLocked(ctx context.Context, tickets []matchd.Ticket) {
 		if !ok {
 			continue // matched earlier in this pass, or gone
 		}
-		partner, ok := b.pool.Partner(&t, now, recent)
+		partner, ok, cut := b.pool.Partner(&t, now, recent)
 		if !ok {
+			if cut && !b.inDeep[t.PlayerID] {
+				b.inDeep[t.PlayerID] = true
+				b.deep = append(b.deep, deepItem{t.PlayerID, t.Seq})
+			}
 			continue
 		}
-		// The older ticket is player1, as in the FIFO design.
-		p1, p2 := t, partner
-		if p2.Seq < p1.Seq {
-			p1, p2 = p2, p1
-		}
-		p1.Seen, p2.Seen = b.history.seen(p1.PlayerID, now), b.history.seen(p2.PlayerID, now)
-		room, err := b.cfg.Rooms.MakeRoom(ctx, p1, p2)
-		if err != nil {
-			// Nothing was removed, so both players keep their places.
-			b.cfg.Observer.RoomFailed(err)
-			b.cfg.Logger.Warn("room creation failed; pair stays queued", "err", err)
-			b.scheduleRetryLocked()
+		if !b.pairLocked(ctx, t, partner, now) {
 			return
 		}
-		b.backoff = 0
-		p1.Seen, p2.Seen = nil, nil
-		b.commitLocked(room, p1, p2)
 	}
 }
 
+// deepBudget bounds the tickets checked by one sweep's unbounded searches
+// (about 5 ms of work) after its first, which always runs to the end, so
+// that every sweep completes at least one. A search the budget cuts stays
+// first in line for the next sweep.
+const deepBudget = 100_000
+
+// matchDeepLocked searches, without the per-band bound, for the tickets
+// in b.deep, oldest first, and commits the matches it finds.
+func (b *Backend) matchDeepLocked(ctx context.Context, now time.Time) {
+	recent := b.history.recentFunc(now)
+	budget, first := deepBudget, true
+	for len(b.deep) > 0 {
+		d := b.deep[0]
+		t, ok := b.pool.Get(d.player)
+		if !ok || t.Seq != d.seq {
+			b.popDeepLocked()
+			continue // matched or gone since
+		}
+		searchBudget := &budget
+		if first {
+			unlimited := math.MaxInt
+			searchBudget, first = &unlimited, false
+		} else if budget <= 0 {
+			return
+		}
+		partner, found, cut := b.pool.PartnerExhaustive(&t, now, recent, searchBudget)
+		if cut {
+			return // out of budget: this ticket is searched first next time
+		}
+		b.popDeepLocked()
+		if found && !b.pairLocked(ctx, t, partner, now) {
+			return
+		}
+	}
+}
+
+func (b *Backend) popDeepLocked() {
+	delete(b.inDeep, b.deep[0].player)
+	b.deep[0] = deepItem{}
+	b.deep = b.deep[1:]
+}
+
+// pairLocked makes the room of t and partner and commits their match. It
+// reports false when the room could not be made: both players keep their
+// places, and a retry is scheduled.
+func (b *Backend) pairLocked(ctx context.Context, t, partner matchd.Ticket, now time.Time) bool {
+	// The older ticket is player1, as in the FIFO design.
+	p1, p2 := t, partner
+	if p2.Seq < p1.Seq {
+		p1, p2 = p2, p1
+	}
+	p1.Seen, p2.Seen = b.history.seen(p1.PlayerID, now), b.history.seen(p2.PlayerID, now)
+	room, err := b.cfg.Rooms.MakeRoom(ctx, p1, p2)
+	if err != nil {
+		// Nothing was removed, so both players keep their places.
+		b.cfg.Observer.RoomFailed(err)
+		b.cfg.Logger.Warn("room creation failed; pair stays queued", "err", err)
+		b.scheduleRetryLocked()
+		return false
+	}
+	b.backoff = 0
+	p1.Seen, p2.Seen = nil, nil
+	b.commitLocked(room, p1, p2)
+	return true
+}
+
 // Sweep implements matchd.Sweeper: it matches the tickets whose rules
-// have widened by now, oldest first.
+// have widened by now, oldest first, and those of players whose
+// no-rematch ban with someone ended; then it searches without the bound
+// for the tickets whose bounded search was cut.
 func (b *Backend) Sweep(ctx context.Context) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -383,13 +465,19 @@ func (b *Backend) Sweep(ctx context.Context) (int, error) {
 	}
 	now := b.cfg.Clock.Now()
 	b.expireLocked(now)
-	b.history.expire(now)
 	due := b.pool.Due(now)
-	if len(due) == 0 {
+	for _, p := range b.history.bansEnded(now) {
+		if t, ok := b.pool.Get(p); ok {
+			due = append(due, t)
+		}
+	}
+	b.history.expire(now)
+	if len(due) == 0 && len(b.deep) == 0 {
 		return 0, nil
 	}
 	before := len(b.expiry)
 	b.matchLocked(ctx, due)
+	b.matchDeepLocked(ctx, now)
 	return len(b.expiry) - before, nil
 }
 
