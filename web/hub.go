@@ -35,6 +35,10 @@ type hub struct {
 type playerEntry struct {
 	op    sync.Mutex         // serializes this player's backend calls
 	conns map[*conn]struct{} // guarded by hub.mu
+	// delivered counts the matches delivered to the player here (guarded
+	// by hub.mu), so that a join can tell whether a match reached the
+	// player while its backend call was in flight (see standingJoin).
+	delivered uint64
 }
 
 func newHub(s *Server) *hub {
@@ -120,6 +124,32 @@ func (h *hub) unregister(c *conn) {
 	h.mu.Unlock()
 }
 
+// deliveries returns how many matches have been delivered to e's player
+// here; a join reads it before its backend call, for standingJoin.
+func (h *hub) deliveries(e *playerEntry) uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return e.delivered
+}
+
+// standingJoin records that c's join stands (the backend queued the
+// player), unless a match was delivered to the player since deliveries
+// returned before: then the match may be this very join's, formed by a
+// partner's join just after it, and its event has already cleared the
+// player's joins. Recording the join after that event would leave a stale
+// standing join, which a resync after the match's release would turn into
+// a ticket the player never asked for.
+func (h *hub) standingJoin(e *playerEntry, c *conn, before uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for o := range e.conns {
+		o.joined = false
+	}
+	if e.delivered == before {
+		c.joined = true
+	}
+}
+
 // setJoined records which of a player's sockets hold a standing join:
 // only c (c non-nil), or none (c nil) once the player left or was matched.
 func (h *hub) setJoined(e *playerEntry, c *conn) {
@@ -140,6 +170,7 @@ func (h *hub) deliver(room *matchd.Room) {
 		h.mu.Lock()
 		var conns []*conn
 		if e := h.players[p]; e != nil {
+			e.delivered++
 			for c := range e.conns {
 				c.joined = false
 				conns = append(conns, c)

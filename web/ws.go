@@ -254,13 +254,14 @@ func (c *conn) join(ctx context.Context, prefs matchd.Preferences) {
 	}
 	c.entry.op.Lock()
 	c.hold()
+	delivered := c.h.deliveries(c.entry)
 	res, err := s.mm.Join(ctx, t)
 	if err == nil {
 		if res.Added {
 			c.prefs = prefs
 		}
 		if res.Room == nil {
-			c.h.setJoined(c.entry, c)
+			c.h.standingJoin(c.entry, c, delivered)
 		} else {
 			c.h.setJoined(c.entry, nil)
 		}
