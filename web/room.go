@@ -197,16 +197,29 @@ func (r *rooms) requeued(ctx context.Context, ev matchd.RoomEvent, conns []*conn
 	c := conns[0]
 	c.entry.op.Lock()
 	defer c.entry.op.Unlock()
+	// The join stands from now on; if the requeued ticket has already
+	// been matched (the backend matches it at once when it can), the
+	// match's event may have come and gone, so the backend is asked, and
+	// a match it reports ends the standing join. A match formed after
+	// this call ends it by its own event.
 	r.s.hub.setJoined(c.entry, c)
+	var room *matchd.Room
+	var err error
 	if ev.Owner == r.s.cfg.Instance {
-		return
+		room, err = r.s.mm.Assignment(jctx, ev.To)
+	} else {
+		var t matchd.Ticket
+		if t, err = c.ticket(jctx, c.prefs); err == nil {
+			var res matchd.JoinResult
+			res, err = r.s.mm.Join(jctx, t)
+			room = res.Room
+		}
 	}
-	t, err := c.ticket(jctx, c.prefs)
-	if err == nil {
-		_, err = r.s.mm.Join(jctx, t)
-	}
-	if err != nil {
+	switch {
+	case err != nil:
 		r.s.log.Warn("taking over a requeued ticket failed", "player", ev.To, "err", err)
+	case room != nil:
+		r.s.hub.setJoined(c.entry, nil)
 	}
 }
 
