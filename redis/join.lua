@@ -13,7 +13,10 @@
 -- ARGV[9] ms after now when the ticket's rules widen first, or -1
 -- ARGV[10] reach in bands (-1: all)   ARGV[11] candidates per band
 -- ARGV[12] candidates in all   ARGV[13] history window ms (the longer of
--- the no-rematch and no-repeat windows)
+-- the no-rematch and no-repeat windows)   ARGV[14] no-rematch window ms
+--
+-- The ticket's wake is the earlier of ARGV[9] and the end of its player's
+-- earliest no-rematch ban still running: from then on that partner may fit.
 --
 -- Reply: {"matched", room}   the player holds a match
 --        {"queued", size}    already queued; ticket now owned by ARGV[2]
@@ -50,10 +53,13 @@ end
 
 local now = now_ms(ARGV[5])
 local seq = redis.call('INCR', KEYS[2])
-local rec = record(prefix, player, seq, now, ARGV[3], now, ARGV[13])
+local rec, ban_end = record(prefix, player, seq, now, ARGV[3], now, ARGV[13], ARGV[14])
 local band, wake_at = tonumber(ARGV[7]), nil
 if tonumber(ARGV[9]) >= 0 then
   wake_at = now + tonumber(ARGV[9])
+end
+if ban_end and (not wake_at or ban_end < wake_at) then
+  wake_at = ban_end
 end
 add(prefix, player, owner, seq, rec, ARGV[6], band, ARGV[8], wake_at)
 

@@ -116,29 +116,40 @@ end
 
 -- history returns the JSON arrays [id, ms, …] of the player's partners
 -- and of their questions since now - window; "[]" each when window is 0.
--- Go applies each rule's own window.
-local function history(prefix, player, now, window)
+-- Go applies each rule's own window. Given no_rematch (ms), it also
+-- returns the earliest end of a no-rematch ban still running at now (a
+-- partner's time + no_rematch), or nil: a sweep must look at the ticket
+-- then, for that partner may fit it from then on.
+local function history(prefix, player, now, window, no_rematch)
   if tonumber(window) <= 0 then
-    return '[]', '[]'
+    return '[]', '[]', nil
   end
   local r = redis.call('ZRANGEBYSCORE', prefix .. 'hist:' .. player, int(now - tonumber(window)), '+inf', 'WITHSCORES')
-  local partners, questions = {}, {}
+  local partners, questions, ban_end = {}, {}, nil
+  local ban = tonumber(no_rematch or 0)
   for i = 1, #r, 2 do
     local kind, id = r[i]:sub(1, 2), r[i]:sub(3)
     local into = kind == 'p:' and partners or questions
     into[#into + 1] = cjson.encode(id)
     into[#into + 1] = r[i + 1]
+    if kind == 'p:' and ban > 0 then
+      local ends = tonumber(r[i + 1]) + ban
+      if ends > now and (not ban_end or ends < ban_end) then
+        ban_end = ends
+      end
+    end
   end
-  return '[' .. table.concat(partners, ',') .. ']', '[' .. table.concat(questions, ',') .. ']'
+  return '[' .. table.concat(partners, ',') .. ']', '[' .. table.concat(questions, ',') .. ']', ban_end
 end
 
 -- record is a ticket's JSON in the tickets hash. It carries the player's
 -- recent partners and questions as of the ticket's creation: they change
--- only when the player is matched, which ends the ticket.
-local function record(prefix, player, seq, joined, attrs, now, window)
-  local partners, questions = history(prefix, player, now, window)
+-- only when the player is matched, which ends the ticket. Its second
+-- result is history's earliest ban end (nil without no_rematch).
+local function record(prefix, player, seq, joined, attrs, now, window, no_rematch)
+  local partners, questions, ban_end = history(prefix, player, now, window, no_rematch)
   return '{"seq":' .. seq .. ',"joined_at":' .. int(joined) .. ',"attrs":' .. attrs ..
-    ',"hist":' .. partners .. ',"seen":' .. questions .. '}'
+    ',"hist":' .. partners .. ',"seen":' .. questions .. '}', ban_end
 end
 
 -- gather appends to out, as (id, ticket JSON) pairs, the best-ranked

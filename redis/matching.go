@@ -30,7 +30,8 @@ import (
 //     tickets are unchanged. A lost commit means another instance made
 //     progress; the ticket is searched again (search.lua).
 //   - Each ticket has a wake time, when its rules widen next
-//     (Policy.Widens). A sweep claims due tickets with claim.lua, which
+//     (Policy.Widens) or one of its player's no-rematch bans ends,
+//     whichever is first (wakeOf). A sweep claims due tickets with claim.lua, which
 //     moves their wake past a lease so concurrent sweeps of other
 //     instances skip them, matches them in batches, and sets their next
 //     wake with rewake.lua.
@@ -61,10 +62,10 @@ type ticketAttrs struct {
 }
 
 // waiter is a waiting ticket as a script returned it, with the partners
-// its player had within the no-rematch window.
+// its player had within the no-rematch window and when they were matched.
 type waiter struct {
 	matchd.Ticket
-	partners map[string]bool
+	partners map[string]time.Time
 }
 
 // decodeWaiter decodes a ticket record. Ticket.Seen gets the questions the
@@ -82,22 +83,24 @@ func (b *Backend) decodeWaiter(player, raw string, now time.Time) (waiter, error
 		Priority: rec.Attrs.Priority,
 		Prefs:    rec.Attrs.Prefs,
 	}}
-	within := func(entries []any, window time.Duration, add func(id string)) {
+	within := func(entries []any, window time.Duration, add func(id string, at time.Time)) {
 		for i := 0; i+1 < len(entries); i += 2 {
 			id, _ := entries[i].(string)
 			ms, _ := entries[i+1].(float64)
-			if now.Sub(time.UnixMilli(int64(ms))) < window {
-				add(id)
+			if at := time.UnixMilli(int64(ms)); now.Sub(at) < window {
+				add(id, at)
 			}
 		}
 	}
-	within(rec.Hist, b.policy.NoRematch, func(id string) {
+	within(rec.Hist, b.policy.NoRematch, func(id string, at time.Time) {
 		if w.partners == nil {
-			w.partners = make(map[string]bool)
+			w.partners = make(map[string]time.Time)
 		}
-		w.partners[id] = true
+		if at.After(w.partners[id]) {
+			w.partners[id] = at
+		}
 	})
-	within(rec.Seen, b.policy.NoRepeat, func(id string) { w.Seen = append(w.Seen, id) })
+	within(rec.Seen, b.policy.NoRepeat, func(id string, _ time.Time) { w.Seen = append(w.Seen, id) })
 	return w, nil
 }
 
@@ -220,7 +223,26 @@ func (b *Backend) nowArg() string {
 
 // recent reports whether a and b were matched with each other within the
 // no-rematch window; either ticket's history tells.
-func recent(a, b *waiter) bool { return a.partners[b.PlayerID] || b.partners[a.PlayerID] }
+func recent(a, b *waiter) bool {
+	_, ab := a.partners[b.PlayerID]
+	_, ba := b.partners[a.PlayerID]
+	return ab || ba
+}
+
+// wakeOf is when a sweep must look at w again after now: the earlier of
+// the next widening of its rules (Policy.Widens) and the end of its
+// earliest no-rematch ban, when that partner may fit it again (nobody
+// else would notice: neither of the two joins again); zero: never. w's
+// partners are those within the window at now, so each ban ends after now.
+func (b *Backend) wakeOf(w *waiter, now time.Time) time.Time {
+	next := b.policy.Widens(&w.Ticket, now)
+	for _, at := range w.partners {
+		if end := at.Add(b.policy.NoRematch); end.After(now) && (next.IsZero() || end.Before(next)) {
+			next = end
+		}
+	}
+	return next
+}
 
 // best returns the index in cands of me's best partner at now: of those
 // the policy lets me pair with, the highest priority, then the oldest

@@ -159,3 +159,59 @@ func collectMatches(t *testing.T, events <-chan matchd.Event, players int, conte
 		}
 	}
 }
+
+// TestRematchBanEnds: two players who met wait again, apart, with rules
+// that no longer widen; when their no-rematch ban ends, a sweep pairs
+// them, with nobody joining.
+func TestRematchBanEnds(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	clock := matchdtest.NewClock()
+	policy := matchd.DefaultPolicy()
+	policy.NoRematch = time.Minute
+	b := backends(srv.Client(t), "ban")(t, redis.Config{Rooms: matchdtest.NewFlakyRooms(t), Clock: clock, Policy: &policy, MatchEvery: time.Hour})
+	ctx := t.Context()
+	join := func(p string) matchd.JoinResult {
+		t.Helper()
+		res, err := b.Join(ctx, matchd.Ticket{PlayerID: p, Rating: 1500})
+		if err != nil {
+			t.Fatalf("Join(%s): %v", p, err)
+		}
+		return res
+	}
+	join("a")
+	first := join("b").Room
+	if first == nil {
+		t.Fatal("a and b not matched at first")
+	}
+	if err := b.Release(ctx, first.MatchID); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(10 * time.Second)
+	join("a")
+	if res := join("b"); res.Room != nil {
+		t.Fatalf("a and b matched again within the ban: %+v", res.Room)
+	}
+	// The rating rule reaches its max 30 s after the joins; the ban ends
+	// 20 s later.
+	clock.Advance(30 * time.Second)
+	if _, err := b.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(19*time.Second + 999*time.Millisecond)
+	if _, err := b.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := b.Assignment(ctx, "a"); r != nil {
+		t.Fatalf("a matched %s before the ban ended", r.Partner("a"))
+	}
+	clock.Advance(time.Millisecond)
+	if _, err := b.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var r *matchd.Room
+	matchdtest.Eventually(t, 5*time.Second, func() bool { r, _ = b.Assignment(ctx, "a"); return r != nil },
+		"a not matched after the ban ended")
+	if r.Partner("a") != "b" {
+		t.Fatalf("a matched with %s, want b", r.Partner("a"))
+	}
+}

@@ -234,7 +234,7 @@ func (b *Backend) Join(ctx context.Context, t matchd.Ticket) (matchd.JoinResult,
 	reply, err := joinScript.Run(ctx, b.c,
 		[]string{k.queue, k.seq, k.tickets, k.owners, k.assign(t.PlayerID), k.owned(t.Owner)},
 		t.PlayerID, t.Owner, attrs, k.prefix, b.nowArg(), b.bucket(t.Prefs), bandOf(t.Rating), rankOf(t.Priority),
-		b.widen, b.reach, b.cfg.PerBand, b.cfg.Candidates, b.policy.History().Milliseconds()).Slice()
+		b.widen, b.reach, b.cfg.PerBand, b.cfg.Candidates, b.policy.History().Milliseconds(), b.policy.NoRematch.Milliseconds()).Slice()
 	if err != nil {
 		return matchd.JoinResult{}, unavailable(err)
 	}

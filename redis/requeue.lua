@@ -24,7 +24,8 @@
 -- changes nothing (idempotent). The restored seq puts the ticket ahead of
 -- everyone who joined after it. The new ticket's history is read afresh,
 -- so it includes the partner who did not show up. Its wake is now: a
--- sweep looks at it at once and schedules its next widening.
+-- sweep looks at it at once and schedules its next widening (or ban end),
+-- so this script needs no no-rematch window.
 local player, owner, prefix, id = ARGV[1], ARGV[2], ARGV[4], ARGV[9]
 local room = redis.call('GET', KEYS[6])
 if not room then

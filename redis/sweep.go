@@ -156,7 +156,7 @@ func (b *Backend) sweepRound(ctx context.Context) (matched int, again bool, err 
 			if skipped != "" {
 				soon(d.me.Ticket)
 			} else {
-				later = append(later, wakeAt{d.me.Ticket, b.policy.Widens(&d.me.Ticket, now)})
+				later = append(later, wakeAt{d.me.Ticket, b.wakeOf(&d.me, now)})
 			}
 			continue
 		}
