@@ -7,10 +7,12 @@
 -- ARGV[5] reach in bands (-1: all)  ARGV[6] candidates per band
 -- ARGV[7] candidates in all, per ticket
 --
--- Reply: {now, {player, …}, {{id, …}, …}, {id, ticket, …}}: the claimed
--- tickets, earliest due first; for each, the ids of its candidates; and
--- the ticket JSON of every player named, once (claimed tickets of one
--- band share most of their candidates).
+-- Reply: {now, {player, …}, {{id, …}, …}, {id, ticket, …}, {more, …}}:
+-- the claimed tickets, earliest due first; for each, the ids of its
+-- candidates; the ticket JSON of every player named, once (claimed
+-- tickets of one band share most of their candidates); and for each
+-- claimed ticket whether its candidates left tickets unread (1, 0), so
+-- that the sweep searches on (search.lua's pages) if none of them fits.
 --
 -- Why it is safe, and why a claim: it writes only wake times. A claimed
 -- ticket's wake moves to now + lease, so a concurrent sweep of another
@@ -23,7 +25,7 @@ local prefix = ARGV[1]
 local now = now_ms(ARGV[2])
 local due = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', int(now), 'LIMIT', 0, tonumber(ARGV[3]))
 local reach, per_band, max = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local claimed, cands, recs, named, cache = {}, {}, {}, {}, {}
+local claimed, cands, recs, named, cache, mores = {}, {}, {}, {}, {}, {}
 local function name(id, rec)
   if not named[id] then
     named[id] = true
@@ -39,7 +41,7 @@ for _, player in ipairs(due) do
   else
     redis.call('ZADD', KEYS[3], int(now + tonumber(ARGV[4])), player)
     local bucket, band = at:match('^(.*)#(-?%d+)$')
-    local found = gather(prefix, player, bucket, tonumber(band), reach, per_band, max, {}, cache,
+    local found, more = gather(prefix, player, bucket, tonumber(band), reach, per_band, max, {}, cache,
       function(id) return named[id] end)
     local ids = {}
     for i = 1, #found, 2 do
@@ -50,7 +52,8 @@ for _, player in ipairs(due) do
     end
     claimed[#claimed + 1] = player
     cands[#cands + 1] = ids
+    mores[#mores + 1] = more and 1 or 0
     name(player, rec)
   end
 end
-return {int(now), claimed, cands, recs}
+return {int(now), claimed, cands, recs, mores}

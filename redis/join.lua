@@ -20,8 +20,10 @@
 --
 -- Reply: {"matched", room}   the player holds a match
 --        {"queued", size}    already queued; ticket now owned by ARGV[2]
---        {"added", size, now, seq, record, id, ticket, …}  new ticket with
---            this seq and record; then the candidates for a partner
+--        {"added", size, now, seq, record, more, id, ticket, …}  new ticket
+--            with this seq and record; whether the candidates that follow
+--            left tickets unread (1) or are all that can fit (0); then the
+--            candidates for a partner
 --
 -- Why it is safe: a script runs atomically, so the check for an existing
 -- assignment or ticket and the insert (queue, tickets, owners, every
@@ -63,5 +65,9 @@ if ban_end and (not wake_at or ban_end < wake_at) then
 end
 add(prefix, player, owner, seq, rec, ARGV[6], band, ARGV[8], wake_at)
 
-local reply = {'added', redis.call('ZCARD', KEYS[1]), int(now), seq, rec}
-return gather(prefix, player, ARGV[6], band, tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12]), reply)
+local reply = {'added', redis.call('ZCARD', KEYS[1]), int(now), seq, rec, 0}
+local _, more = gather(prefix, player, ARGV[6], band, tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12]), reply)
+if more then
+  reply[6] = 1
+end
+return reply

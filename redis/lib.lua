@@ -152,16 +152,11 @@ local function record(prefix, player, seq, joined, attrs, now, window, no_rematc
     ',"hist":' .. partners .. ',"seen":' .. questions .. '}', ban_end
 end
 
--- gather appends to out, as (id, ticket JSON) pairs, the best-ranked
--- tickets other than player's: up to per_band from each band within reach
--- bands of band (reach < 0: every band) of every bucket that can fit
--- bucket, nearest bands first, at most max in all (so a cap drops the
--- farthest ratings, the least likely to fit). Bounded: it reads indexes,
--- never scans tickets. cache, when given, keeps the bands' heads across
--- the calls of one script (a claim's tickets share bands); known, when
--- given, is called with (id) to say whether a ticket's JSON is already
--- known to the caller, who then gets its id with a false record.
-local function gather(prefix, player, bucket, band, reach, per_band, max, out, cache, known)
+-- reachable returns the bands that can hold partners of a ticket of
+-- bucket and band, as {distance in bands, key}, nearest first: those
+-- within reach bands of band (reach < 0: every band) of every bucket that
+-- can fit bucket.
+local function reachable(prefix, bucket, band, reach)
   local want = split(bucket)
   local lo, hi = '-inf', '+inf'
   if reach >= 0 then
@@ -176,12 +171,56 @@ local function gather(prefix, player, bucket, band, reach, per_band, max, out, c
     end
   end
   table.sort(bands, function(x, y) return x[1] < y[1] end)
-  local ids = {}
-  for _, b in ipairs(bands) do
+  return bands
+end
+
+-- fetch appends to out the (id, ticket JSON) pairs of ids, skipping those
+-- gone. known, when given, is called with (id) to say whether a ticket's
+-- JSON is already known to the caller, who then gets its id with a false
+-- record.
+local function fetch(prefix, ids, out, known)
+  local want = ids
+  if known then
+    want = {}
+    for _, id in ipairs(ids) do
+      if known(id) then
+        out[#out + 1] = id
+        out[#out + 1] = false
+      else
+        want[#want + 1] = id
+      end
+    end
+  end
+  if #want > 0 then
+    local recs = redis.call('HMGET', prefix .. 'tickets', unpack(want))
+    for i = 1, #want do
+      if recs[i] then
+        out[#out + 1] = want[i]
+        out[#out + 1] = recs[i]
+      end
+    end
+  end
+  return out
+end
+
+-- gather appends to out, as (id, ticket JSON) pairs, the best-ranked
+-- tickets other than player's: up to per_band from each reachable band,
+-- nearest bands first, at most max in all (so a cap drops the farthest
+-- ratings, the least likely to fit). Bounded: it reads indexes, never
+-- scans tickets. It also returns whether it left tickets unread (a band
+-- held more than per_band, or the cap was hit): then a caller that finds
+-- no partner among out must not conclude that none waits, and leaves the
+-- ticket to a sweep's exhaustive search (page). cache, when given, keeps
+-- the bands' heads across the calls of one script (a claim's tickets
+-- share bands); known is fetch's.
+local function gather(prefix, player, bucket, band, reach, per_band, max, out, cache, known)
+  local ids, more = {}, false
+  for _, b in ipairs(reachable(prefix, bucket, band, reach)) do
     if #ids >= max then
+      more = true
       break
     end
-    local n = 0
+    local n, mine = 0, false
     local head = cache and cache[b[2]]
     if not head then
       head = redis.call('ZRANGE', b[2], 0, per_band)
@@ -190,32 +229,64 @@ local function gather(prefix, player, bucket, band, reach, per_band, max, out, c
       end
     end
     for _, id in ipairs(head) do
-      if id ~= player and n < per_band and #ids < max then
+      if id == player then
+        mine = true
+      elseif n < per_band and #ids < max then
         ids[#ids + 1] = id
         n = n + 1
-      end
-    end
-  end
-  local fetch = ids
-  if known then
-    fetch = {}
-    for _, id in ipairs(ids) do
-      if known(id) then
-        out[#out + 1] = id
-        out[#out + 1] = false
       else
-        fetch[#fetch + 1] = id
+        more = true
       end
     end
-  end
-  if #fetch > 0 then
-    local recs = redis.call('HMGET', prefix .. 'tickets', unpack(fetch))
-    for i = 1, #fetch do
-      if recs[i] then
-        out[#out + 1] = fetch[i]
-        out[#out + 1] = recs[i]
-      end
+    -- The head's extra place, there to tell whether the band holds more
+    -- than per_band others, went to the player: ask the band.
+    if mine and not more and #head > per_band then
+      more = redis.call('ZCARD', b[2]) > per_band + 1
     end
   end
-  return out
+  return fetch(prefix, ids, out, known), more
+end
+
+-- page appends to out, as (id, ticket JSON) pairs, up to max tickets other
+-- than player's from the bands gather reads, nearest bands first, each
+-- band from where the last page stopped: one page of an exhaustive search
+-- that a sweep pages through, one bounded call at a time. cursor is JSON
+-- {band key: the ZRANGEBYSCORE min to go on from, or "" when the band was
+-- read to its end}, "{}" to start; a band it does not name is read from its
+-- best ticket. It returns out, whether any band holds more, and the cursor
+-- of the next page. The cursor is a rank, not an offset, so tickets that
+-- leave a band between pages shift nothing; a ticket filed meanwhile ahead
+-- of the cursor made its own search when it was filed.
+local function page(prefix, player, bucket, band, reach, max, cursor, out)
+  local from, to = cjson.decode(cursor), {}
+  local ids, more = {}, false
+  for _, b in ipairs(reachable(prefix, bucket, band, reach)) do
+    local key = b[2]
+    local min = from[key] or '-inf'
+    if min ~= '' and #ids >= max then
+      more = true
+    elseif min ~= '' then
+      local limit = max - #ids + 1 -- one more than fits: does the band go on?
+      local r = redis.call('ZRANGEBYSCORE', key, min, '+inf', 'WITHSCORES', 'LIMIT', 0, limit)
+      local i, last = 1, nil
+      while i < #r do
+        if r[i] ~= player then
+          if #ids >= max then
+            break
+          end
+          ids[#ids + 1] = r[i]
+        end
+        last = r[i + 1]
+        i = i + 2
+      end
+      if i > #r and #r < 2 * limit then
+        min = '' -- read to its end
+      else
+        min = '(' .. last
+        more = true
+      end
+    end
+    to[key] = min
+  end
+  return fetch(prefix, ids, out), more, cjson.encode(to)
 end

@@ -87,7 +87,7 @@ func (b *Backend) Requeue(ctx context.Context, matchID, player, owner string, bo
 }
 
 // added finishes a join or requeue whose script, sent at readAt, replied
-// {"added", size, now, seq, record, candidates…}: it matches the new
+// {"added", size, now, seq, record, more, candidates…}: it matches the new
 // ticket with its best candidate at once.
 func (b *Backend) added(ctx context.Context, player string, reply []any, readAt time.Time) (matchd.JoinResult, error) {
 	size, now := int(toInt(reply[1])), time.UnixMilli(toInt(reply[2]))
@@ -96,7 +96,8 @@ func (b *Backend) added(ctx context.Context, player string, reply []any, readAt 
 	if err != nil {
 		return matchd.JoinResult{}, err
 	}
-	cands, err := b.decodeWaiters(reply[5:], now)
+	more := toInt(reply[5]) == 1
+	cands, err := b.decodeWaiters(reply[6:], now)
 	if err != nil {
 		return matchd.JoinResult{}, err
 	}
@@ -112,7 +113,7 @@ func (b *Backend) added(ctx context.Context, player string, reply []any, readAt 
 		b.poke()
 		return res, nil
 	}
-	room, size, err := b.settle(ctx, me, now, cands, readAt, size)
+	room, size, err := b.settle(ctx, me, now, cands, more, readAt, size)
 	if err != nil {
 		// The ticket is in. Make it due, so that the next sweep looks
 		// at it; if Redis cannot take that either, its next widening or

@@ -21,8 +21,9 @@ import (
 //     bucket's rating band and, in the same atomic step, gathers the
 //     candidates for a partner: a bounded number of the best-ranked tickets
 //     of each band within the policy's widest rating reach, in every bucket
-//     whose stated values can fit. Of two players joining at once, the
-//     later one's script sees the earlier, so no pair is missed.
+//     whose stated values can fit, and says whether it left any unread. Of
+//     two players joining at once, the later one's script sees the
+//     earlier, so no pair is missed.
 //   - Go keeps the candidates that satisfy Policy.Fits (with the history
 //     the tickets carry) and takes the best: highest priority, then the
 //     oldest. It makes the room (with both players' recent questions in
@@ -35,6 +36,10 @@ import (
 //     moves their wake past a lease so concurrent sweeps of other
 //     instances skip them, matches them in batches, and sets their next
 //     wake with rewake.lua.
+//   - A search that finds no fitting candidate but left tickets unread
+//     makes its ticket due at once; the sweep that claims it searches
+//     every reachable band, page by page (searchDeep), within a budget
+//     of pages per sweep (deepPages). Joins stay bounded; the sweep pays.
 
 // bandWidth is the rating span of one band of the index (as in matchd.Pool).
 const bandWidth = 50
@@ -359,7 +364,10 @@ const maxSettle = 4
 
 // settle matches me, a ticket that was just added or requeued, with its
 // best candidate, and returns the room (nil if it still waits) and the
-// queue size last seen.
+// queue size last seen. more reports whether the search that read cands
+// left tickets unread; if none of cands fits, one of those may, so the
+// ticket is made due at once and the next sweep searches them all
+// (searchDeep): a join's own search stays bounded however many wait.
 //
 // Concurrent settles and sweeps of this instance do not race for one
 // partner: the pair being committed is in flight, and others choose among
@@ -369,7 +377,7 @@ const maxSettle = 4
 // That others choose around a pair in flight is the one way in which
 // concurrency can give a player its second-best partner: only if that
 // commit then loses to another instance.
-func (b *Backend) settle(ctx context.Context, me waiter, now time.Time, cands []waiter, readAt time.Time, size int) (*matchd.Room, int, error) {
+func (b *Backend) settle(ctx context.Context, me waiter, now time.Time, cands []waiter, more bool, readAt time.Time, size int) (*matchd.Room, int, error) {
 	for attempt := 0; ; attempt++ {
 		var pair [2]matchd.Ticket
 		var done, wait chan struct{}
@@ -406,6 +414,9 @@ func (b *Backend) settle(ctx context.Context, me waiter, now time.Time, cands []
 				return nil, size, ctx.Err()
 			}
 		case !stale:
+			if more {
+				b.rewake(ctx, []wakeAt{{me.Ticket, now}}) // the next sweep, of any instance, claims it
+			}
 			return nil, size, nil // nobody fits
 		}
 		// Else some candidates were matched since the read: search again.
@@ -416,7 +427,7 @@ func (b *Backend) settle(ctx context.Context, me waiter, now time.Time, cands []
 		}
 		readAt = time.Now()
 		reply, err := searchScript.Run(ctx, b.c, []string{b.k.queue, b.k.tickets, b.k.assign(me.PlayerID)},
-			me.PlayerID, b.k.prefix, b.nowArg(), b.reach, b.cfg.PerBand, b.cfg.Candidates).Slice()
+			me.PlayerID, b.k.prefix, b.nowArg(), b.reach, b.cfg.PerBand, b.cfg.Candidates, "").Slice()
 		if err != nil {
 			return nil, size, unavailable(err)
 		}
@@ -430,7 +441,8 @@ func (b *Backend) settle(ctx context.Context, me waiter, now time.Time, cands []
 			if me, err = b.decodeWaiter(me.PlayerID, raw, now); err != nil {
 				return nil, size, err
 			}
-			if cands, err = b.decodeWaiters(reply[4:], now); err != nil {
+			more = toInt(reply[4]) == 1
+			if cands, err = b.decodeWaiters(reply[6:], now); err != nil {
 				return nil, size, err
 			}
 		default: // left meanwhile

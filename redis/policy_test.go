@@ -215,3 +215,79 @@ func TestRematchBanEnds(t *testing.T) {
 		t.Fatalf("a matched with %s, want b", r.Partner("a"))
 	}
 }
+
+// TestCandidateBound: a join's search reads at most PerBand (8) tickets
+// per band; when none of them fits and the band holds more, a sweep at the
+// same instant searches the rest and pairs the two who fit.
+func TestCandidateBound(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	clock := matchdtest.NewClock()
+	b := redis.New(redis.Config{
+		Client: srv.Client(t), Rooms: matchdtest.NewFlakyRooms(t), Clock: clock,
+		Pool: "bound", Channel: "match_channel:bound",
+		MatchEvery: time.Hour, // only the test's sweeps
+	})
+	t.Cleanup(func() { b.Close() })
+	ctx := t.Context()
+	for i := range 8 {
+		joinWaiting(t, b, matchd.Ticket{PlayerID: fmt.Sprintf("blocker%d", i), Rating: 1500, Prefs: matchd.Preferences{Region: fmt.Sprintf("r%d", i)}})
+	}
+	joinWaiting(t, b, matchd.Ticket{PlayerID: "x", Rating: 1500, Prefs: matchd.Preferences{Region: "z"}})
+	joinWaiting(t, b, matchd.Ticket{PlayerID: "y", Rating: 1500, Prefs: matchd.Preferences{Region: "z"}})
+	if _, err := b.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := b.Assignment(ctx, "y"); err != nil || r == nil || r.Partner("y") != "x" {
+		t.Fatalf("y's assignment after a sweep = %+v, %v; want a match with x", r, err)
+	}
+}
+
+// TestDeepSearchPastThePageBudget: a sweep reads at most 64 pages of
+// exhaustive search; a search that needs more leaves its ticket due, and
+// the next sweep goes on from where it stopped. With Candidates 2, the
+// 200 blockers (each alone in a bucket of its own language, so none of
+// them is due itself) take 100 pages to read.
+func TestDeepSearchPastThePageBudget(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	clock := matchdtest.NewClock()
+	b := redis.New(redis.Config{
+		Client: srv.Client(t), Rooms: matchdtest.NewFlakyRooms(t), Clock: clock,
+		Pool: "budget", Channel: "match_channel:budget",
+		MatchEvery: time.Hour, // only the test's sweeps
+		PerBand:    1, Candidates: 2,
+	})
+	t.Cleanup(func() { b.Close() })
+	ctx := t.Context()
+	sweep := func() {
+		t.Helper()
+		if _, err := b.Sweep(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 200 {
+		joinWaiting(t, b, matchd.Ticket{PlayerID: fmt.Sprintf("blocker%03d", i), Rating: 1500,
+			Prefs: matchd.Preferences{Language: fmt.Sprintf("l%d", i), Region: fmt.Sprintf("r%d", i)}})
+	}
+	// x is a band further than the blockers, so y's search reads them first.
+	joinWaiting(t, b, matchd.Ticket{PlayerID: "x", Rating: 1560, Prefs: matchd.Preferences{Region: "z"}})
+	sweep()
+	sweep() // x's own search, which finds nobody
+	joinWaiting(t, b, matchd.Ticket{PlayerID: "y", Rating: 1500, Prefs: matchd.Preferences{Region: "z"}})
+	sweep()
+	if r, _ := b.Assignment(ctx, "y"); r != nil {
+		t.Fatalf("y matched with %s by one sweep; its search needs more pages than one sweep reads", r.Partner("y"))
+	}
+	sweep()
+	if r, err := b.Assignment(ctx, "y"); err != nil || r == nil || r.Partner("y") != "x" {
+		t.Fatalf("y's assignment after two sweeps = %+v, %v; want a match with x", r, err)
+	}
+}
+
+// joinWaiting joins tk and fails unless it waits, unmatched.
+func joinWaiting(t *testing.T, b *redis.Backend, tk matchd.Ticket) {
+	t.Helper()
+	res, err := b.Join(t.Context(), tk)
+	if err != nil || res.Room != nil {
+		t.Fatalf("Join(%s) = %+v, %v; want a waiting ticket", tk.PlayerID, res, err)
+	}
+}

@@ -69,9 +69,11 @@ type Config struct {
 	// Batch is how many disjoint pairs a sweep commits in one match.lua
 	// call. Default 16.
 	Batch int
-	// PerBand bounds the candidates read from one rating band of one
-	// bucket (the best-ranked first); default 8. Candidates bounds them
-	// in all, per search; default 128.
+	// PerBand bounds the candidates a join reads from one rating band of
+	// one bucket (the best-ranked first); default 8. Candidates bounds
+	// them in all, per search, and the tickets per page of a sweep's
+	// exhaustive search; default 128. A join that finds no partner among
+	// them while more wait leaves its ticket to that search.
 	PerBand, Candidates int
 	EventBuffer         int // per subscriber; default 1024
 	// Settlers bounds the joins this instance matches at once, each with
@@ -93,6 +95,9 @@ type Backend struct {
 	widen  int64 // ms after joining when a ticket's rules first widen; -1: never
 
 	sweepMu sync.Mutex // one sweep at a time per instance
+	// deep holds where the deep searches that the page budget cut
+	// stopped, by player (searchDeep). Guarded by sweepMu.
+	deep    map[string]deepCursor
 	records recordCache
 
 	kick chan struct{}
@@ -194,6 +199,7 @@ func New(cfg Config) *Backend {
 		cancel:   cancel,
 		subs:     make(map[*subscription]struct{}),
 
+		deep:     make(map[string]deepCursor),
 		inflight: make(map[string]chan struct{}),
 		commits:  make(chan commitRequest, 256),
 		done:     recentTickets{seq: make(map[string]recentTicket), ring: make([]string, recentCommits)},

@@ -15,8 +15,9 @@
 --        {"queued", size}        not assigned to it (released), and waiting
 --        {"absent", size}        not assigned to it, not waiting
 --        {"stale"}               mt changed since the caller read it: read again
---        {"added", size, now, seq, record, id, ticket, …}  requeued with
---            the matched ticket's seq and join time; then the candidates
+--        {"added", size, now, seq, record, more, id, ticket, …}  requeued
+--            with the matched ticket's seq and join time; then, as in
+--            join.lua, whether tickets were left unread, and the candidates
 --
 -- Why it is safe: the assignment to this match is removed in the same
 -- step as the ticket is made, so the player is never both matched and
@@ -58,5 +59,9 @@ local rec = record(prefix, player, seq, old.joined_at, ARGV[3], now, ARGV[14])
 local band = tonumber(ARGV[7])
 add(prefix, player, owner, seq, rec, ARGV[6], band, ARGV[8], now)
 
-local reply = {'added', redis.call('ZCARD', KEYS[1]), int(now), seq, rec}
-return gather(prefix, player, ARGV[6], band, tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13]), reply)
+local reply = {'added', redis.call('ZCARD', KEYS[1]), int(now), seq, rec, 0}
+local _, more = gather(prefix, player, ARGV[6], band, tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13]), reply)
+if more then
+  reply[6] = 1
+end
+return reply
