@@ -220,28 +220,26 @@ local function gather(prefix, player, bucket, band, reach, per_band, max, out, c
       more = true
       break
     end
-    local n, mine = 0, false
+    -- per_band + 2 of the band's best: per_band to read, one to tell
+    -- whether the band holds more, and one for the player, who may be
+    -- among them.
+    local n = 0
     local head = cache and cache[b[2]]
     if not head then
-      head = redis.call('ZRANGE', b[2], 0, per_band)
+      head = redis.call('ZRANGE', b[2], 0, per_band + 1)
       if cache then
         cache[b[2]] = head
       end
     end
     for _, id in ipairs(head) do
-      if id == player then
-        mine = true
-      elseif n < per_band and #ids < max then
-        ids[#ids + 1] = id
-        n = n + 1
-      else
-        more = true
+      if id ~= player then
+        if n < per_band and #ids < max then
+          ids[#ids + 1] = id
+          n = n + 1
+        else
+          more = true
+        end
       end
-    end
-    -- The head's extra place, there to tell whether the band holds more
-    -- than per_band others, went to the player: ask the band.
-    if mine and not more and #head > per_band then
-      more = redis.call('ZCARD', b[2]) > per_band + 1
     end
   end
   return fetch(prefix, ids, out, known), more
