@@ -51,9 +51,12 @@ const maxSweepRounds = 1000
 // instance's next sweep that claims it goes on from where it stopped.
 const deepPages = 64
 
-// Sweep implements matchd.Sweeper: it claims the tickets whose rules have
-// widened by now, matches each with its best partner, and schedules their
-// next widening. Sweeps of one instance run one at a time; those of
+// Sweep implements matchd.Sweeper: it claims the tickets due by now
+// (their rules widened, a no-rematch ban of theirs ended, or a bounded
+// search left tickets unread without finding them a partner), matches
+// each with a partner that fits, searching past the candidate bound where
+// needed (within deepPages), and schedules their next wake. Sweeps of one
+// instance run one at a time; those of
 // several instances claim disjoint tickets (claim.lua), and every match is
 // committed conditionally, so concurrent sweeps never match a player
 // twice.
