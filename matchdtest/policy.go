@@ -44,6 +44,8 @@ func RunPolicy(t *testing.T, newBackend PolicyFactory) {
 		{"rating_tolerance_widens_with_waiting", testRatingWidens},
 		{"same_region_first_then_any_after_20s", testRegion},
 		{"no_rematch_within_24h", testNoRematch},
+		{"a_rematch_ban_ending_is_noticed_by_a_sweep", testBanEnds},
+		{"a_fitting_pair_past_the_candidate_bound_is_found_by_a_sweep", testBeyondTheBound},
 		{"priority_first_then_fifo", testPriorityThenFIFO},
 		{"question_not_repeated_within_the_window", testNoRepeatQuestion},
 		{"pool_size_counts_the_fitting_buckets", testPoolSize},
@@ -311,6 +313,51 @@ func testNoRematch(t *testing.T, s *policySetup) {
 	s.join(t, "a", matchd.Preferences{})
 	s.sweep(t)
 	wantPartners(t, s.matched(t, "b"), "b", "a")
+}
+
+// testBanEnds: two players who met wait again, their rules fully widened,
+// so nothing in the rules wakes them; when their no-rematch ban ends, a
+// sweep pairs them without anybody joining.
+func testBanEnds(t *testing.T, s *policySetup) {
+	s.join(t, "a", matchd.Preferences{})
+	first := s.join(t, "b", matchd.Preferences{}).Room
+	wantPartners(t, first, "b", "a")
+	release(t, s.mm, first.MatchID)
+	s.join(t, "a", matchd.Preferences{})
+	if res := s.join(t, "b", matchd.Preferences{}); res.Room != nil {
+		t.Fatalf("a and b matched again at once: %+v", res.Room)
+	}
+	s.clock.Advance(30 * time.Second) // tolerance at its widest, region lapsed
+	s.sweep(t)
+	s.waiting(t, "a", "a and b met 30 s ago")
+	s.clock.Advance(s.policy.NoRematch - 30*time.Second - time.Millisecond)
+	s.sweep(t)
+	s.waiting(t, "a", "the ban has a millisecond to run")
+	s.clock.Advance(time.Millisecond)
+	s.sweep(t)
+	wantPartners(t, s.matched(t, "a"), "a", "b")
+}
+
+// testBeyondTheBound: a join checks a bounded number of tickets per rating
+// band (8 by default), so a partner queued behind eight tickets that do
+// not fit is not seen by the join; the next sweep must find it. The eight
+// are at the same rating, each in a region of its own (the same region is
+// preferred for 20 s, which do not pass here).
+func testBeyondTheBound(t *testing.T, s *policySetup) {
+	for i := range 8 {
+		s.join(t, fmt.Sprintf("blocker%d", i), matchd.Preferences{Region: fmt.Sprintf("r%d", i)})
+	}
+	s.join(t, "x", matchd.Preferences{Region: "z"})
+	if res := s.join(t, "y", matchd.Preferences{Region: "z"}); res.Room != nil {
+		// A backend that checks more than eight finds x at once: fine.
+		wantPartners(t, res.Room, "y", "x")
+		return
+	}
+	s.sweep(t)
+	wantPartners(t, s.matched(t, "y"), "y", "x")
+	for i := range 8 {
+		s.waiting(t, fmt.Sprintf("blocker%d", i), "the blockers fit nobody for 20 s")
+	}
 }
 
 func testPriorityThenFIFO(t *testing.T, s *policySetup) {
