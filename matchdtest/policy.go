@@ -46,6 +46,7 @@ func RunPolicy(t *testing.T, newBackend PolicyFactory) {
 		{"no_rematch_within_24h", testNoRematch},
 		{"a_rematch_ban_ending_is_noticed_by_a_sweep", testBanEnds},
 		{"a_fitting_pair_past_the_candidate_bound_is_found_by_a_sweep", testBeyondTheBound},
+		{"a_player_who_joins_again_behind_the_bound_is_found_by_a_sweep", testBeyondTheBoundAgain},
 		{"priority_first_then_fifo", testPriorityThenFIFO},
 		{"question_not_repeated_within_the_window", testNoRepeatQuestion},
 		{"pool_size_counts_the_fitting_buckets", testPoolSize},
@@ -358,6 +359,27 @@ func testBeyondTheBound(t *testing.T, s *policySetup) {
 	for i := range 8 {
 		s.waiting(t, fmt.Sprintf("blocker%d", i), "the blockers fit nobody for 20 s")
 	}
+}
+
+// testBeyondTheBound, with y leaving and joining again before the sweep:
+// the sweep must search for y's new ticket, not only remember the old.
+func testBeyondTheBoundAgain(t *testing.T, s *policySetup) {
+	for i := range 8 {
+		s.join(t, fmt.Sprintf("blocker%d", i), matchd.Preferences{Region: fmt.Sprintf("r%d", i)})
+	}
+	s.join(t, "x", matchd.Preferences{Region: "z"})
+	for range 2 {
+		if res := s.join(t, "y", matchd.Preferences{Region: "z"}); res.Room != nil {
+			wantPartners(t, res.Room, "y", "x") // a backend that checks more than eight
+			return
+		}
+		if _, err := s.mm.Leave(ctxFor(t), "y"); err != nil {
+			t.Fatalf("Leave(y): %v", err)
+		}
+	}
+	s.join(t, "y", matchd.Preferences{Region: "z"})
+	s.sweep(t)
+	wantPartners(t, s.matched(t, "y"), "y", "x")
 }
 
 func testPriorityThenFIFO(t *testing.T, s *policySetup) {

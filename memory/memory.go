@@ -78,9 +78,10 @@ type Backend struct {
 	history     history
 	// deep holds, oldest first, the tickets whose bounded search was cut
 	// and found nobody: the next sweep searches for them without the
-	// bound. inDeep keeps each player in it once.
+	// bound. inDeep holds the seq of each player's ticket in deep, to
+	// queue each ticket once.
 	deep    []deepItem
-	inDeep  map[string]bool
+	inDeep  map[string]uint64
 	subs    map[*subscriber]struct{}
 	retry   *time.Timer
 	backoff time.Duration
@@ -144,7 +145,7 @@ func New(cfg Config) *Backend {
 		rooms:       make(map[string]*storedRoom),
 		assignments: make(map[string]string),
 		history:     newHistory(policy),
-		inDeep:      make(map[string]bool),
+		inDeep:      make(map[string]uint64),
 		subs:        make(map[*subscriber]struct{}),
 	}
 	if cfg.PerBand > 0 {
@@ -375,8 +376,8 @@ func (b *Backend) matchLocked(ctx context.Context, tickets []matchd.Ticket) {
 		}
 		partner, ok, cut := b.pool.Partner(&t, now, recent)
 		if !ok {
-			if cut && !b.inDeep[t.PlayerID] {
-				b.inDeep[t.PlayerID] = true
+			if cut && b.inDeep[t.PlayerID] != t.Seq {
+				b.inDeep[t.PlayerID] = t.Seq
 				b.deep = append(b.deep, deepItem{t.PlayerID, t.Seq})
 			}
 			continue
@@ -424,7 +425,9 @@ func (b *Backend) matchDeepLocked(ctx context.Context, now time.Time) {
 }
 
 func (b *Backend) popDeepLocked() {
-	delete(b.inDeep, b.deep[0].player)
+	if d := b.deep[0]; b.inDeep[d.player] == d.seq {
+		delete(b.inDeep, d.player) // not if a newer ticket of the player is queued behind
+	}
 	b.deep[0] = deepItem{}
 	b.deep = b.deep[1:]
 }
