@@ -290,18 +290,24 @@ func testRegion(t *testing.T, s *policySetup) {
 	wantPartners(t, s.matched(t, "a"), "a", "d")
 }
 
-func testNoRematch(t *testing.T, s *policySetup) {
+// meetAndWaitAgain has a and b matched, their match released, and both
+// join again: they wait, for they met within the no-rematch window.
+func (s *policySetup) meetAndWaitAgain(t *testing.T) {
+	t.Helper()
 	s.join(t, "a", matchd.Preferences{})
 	first := s.join(t, "b", matchd.Preferences{}).Room
 	wantPartners(t, first, "b", "a")
 	release(t, s.mm, first.MatchID)
-
 	if res := s.join(t, "a", matchd.Preferences{}); !res.Added || res.Room != nil {
 		t.Fatalf("Join(a) after release = %+v, want a new ticket", res)
 	}
 	if res := s.join(t, "b", matchd.Preferences{}); res.Room != nil {
-		t.Fatalf("a and b matched again within 24 h: %+v", res.Room)
+		t.Fatalf("a and b matched again at once: %+v", res.Room)
 	}
+}
+
+func testNoRematch(t *testing.T, s *policySetup) {
+	s.meetAndWaitAgain(t)
 	s.clock.Advance(time.Hour)
 	s.sweep(t)
 	s.waiting(t, "a", "a and b met an hour ago")
@@ -320,14 +326,7 @@ func testNoRematch(t *testing.T, s *policySetup) {
 // so nothing in the rules wakes them; when their no-rematch ban ends, a
 // sweep pairs them without anybody joining.
 func testBanEnds(t *testing.T, s *policySetup) {
-	s.join(t, "a", matchd.Preferences{})
-	first := s.join(t, "b", matchd.Preferences{}).Room
-	wantPartners(t, first, "b", "a")
-	release(t, s.mm, first.MatchID)
-	s.join(t, "a", matchd.Preferences{})
-	if res := s.join(t, "b", matchd.Preferences{}); res.Room != nil {
-		t.Fatalf("a and b matched again at once: %+v", res.Room)
-	}
+	s.meetAndWaitAgain(t)
 	s.clock.Advance(30 * time.Second) // tolerance at its widest, region lapsed
 	s.sweep(t)
 	s.waiting(t, "a", "a and b met 30 s ago")
@@ -339,15 +338,23 @@ func testBanEnds(t *testing.T, s *policySetup) {
 	wantPartners(t, s.matched(t, "a"), "a", "b")
 }
 
+// blockTheBand has eight players wait at the default rating, each in a
+// region of its own: for 20 s they fit nobody, and they fill the first
+// eight places of the band.
+func (s *policySetup) blockTheBand(t *testing.T) {
+	t.Helper()
+	for i := range 8 {
+		s.join(t, fmt.Sprintf("blocker%d", i), matchd.Preferences{Region: fmt.Sprintf("r%d", i)})
+	}
+}
+
 // testBeyondTheBound: a join checks a bounded number of tickets per rating
 // band (8 by default), so a partner queued behind eight tickets that do
 // not fit is not seen by the join; the next sweep must find it. The eight
 // are at the same rating, each in a region of its own (the same region is
 // preferred for 20 s, which do not pass here).
 func testBeyondTheBound(t *testing.T, s *policySetup) {
-	for i := range 8 {
-		s.join(t, fmt.Sprintf("blocker%d", i), matchd.Preferences{Region: fmt.Sprintf("r%d", i)})
-	}
+	s.blockTheBand(t)
 	s.join(t, "x", matchd.Preferences{Region: "z"})
 	if res := s.join(t, "y", matchd.Preferences{Region: "z"}); res.Room != nil {
 		// A backend that checks more than eight finds x at once: fine.
@@ -364,9 +371,7 @@ func testBeyondTheBound(t *testing.T, s *policySetup) {
 // testBeyondTheBound, with y leaving and joining again before the sweep:
 // the sweep must search for y's new ticket, not only remember the old.
 func testBeyondTheBoundAgain(t *testing.T, s *policySetup) {
-	for i := range 8 {
-		s.join(t, fmt.Sprintf("blocker%d", i), matchd.Preferences{Region: fmt.Sprintf("r%d", i)})
-	}
+	s.blockTheBand(t)
 	s.join(t, "x", matchd.Preferences{Region: "z"})
 	for range 2 {
 		if res := s.join(t, "y", matchd.Preferences{Region: "z"}); res.Room != nil {
