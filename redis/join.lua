@@ -64,10 +64,4 @@ if ban_end and (not wake_at or ban_end < wake_at) then
   wake_at = ban_end
 end
 add(prefix, player, owner, seq, rec, ARGV[6], band, ARGV[8], wake_at)
-
-local reply = {'added', redis.call('ZCARD', KEYS[1]), int(now), seq, rec, 0}
-local _, more = gather(prefix, player, ARGV[6], band, tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12]), reply)
-if more then
-  reply[6] = 1
-end
-return reply
+return added(prefix, KEYS[1], player, ARGV[6], band, now, seq, rec, ARGV[10], ARGV[11], ARGV[12])

@@ -288,3 +288,16 @@ local function page(prefix, player, bucket, band, reach, max, cursor, out)
   end
   return fetch(prefix, ids, out), more, cjson.encode(to)
 end
+
+-- added is the reply of join.lua and requeue.lua for a ticket they have
+-- just added: {"added", queue size, now, seq, record, more, id, ticket, …},
+-- with gather's candidates for a partner and whether it left tickets
+-- unread (more: 1 or 0).
+local function added(prefix, queue, player, bucket, band, now, seq, rec, reach, per_band, max)
+  local reply = {'added', redis.call('ZCARD', queue), int(now), seq, rec, 0}
+  local _, more = gather(prefix, player, bucket, band, tonumber(reach), tonumber(per_band), tonumber(max), reply)
+  if more then
+    reply[6] = 1
+  end
+  return reply
+end

@@ -58,10 +58,4 @@ redis.call('DEL', KEYS[4])
 local rec = record(prefix, player, seq, old.joined_at, ARGV[3], now, ARGV[14])
 local band = tonumber(ARGV[7])
 add(prefix, player, owner, seq, rec, ARGV[6], band, ARGV[8], now)
-
-local reply = {'added', redis.call('ZCARD', KEYS[1]), int(now), seq, rec, 0}
-local _, more = gather(prefix, player, ARGV[6], band, tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13]), reply)
-if more then
-  reply[6] = 1
-end
-return reply
+return added(prefix, KEYS[1], player, ARGV[6], band, now, seq, rec, ARGV[11], ARGV[12], ARGV[13])
