@@ -270,6 +270,22 @@ func (p *player) expect(typ string) map[string]any {
 	return m
 }
 
+// pairUp has first join and wait, then second join and be matched with
+// first. It returns first's and second's match_found frames, after
+// checking that they name one match and each other.
+func pairUp(t *testing.T, first, second *player) (a, b map[string]any) {
+	t.Helper()
+	first.send("join_queue")
+	first.expect("queued")
+	second.send("join_queue")
+	b = second.matched()
+	a = first.expect("match_found")
+	if a["match_id"] != b["match_id"] || a["partner_id"] != second.id || b["partner_id"] != first.id {
+		t.Fatalf("%s got %v and %s got %v: want one match naming each other", first.id, a, second.id, b)
+	}
+	return a, b
+}
+
 // matched reads queued (if it comes first) and then match_found.
 func (p *player) matched() map[string]any {
 	p.t.Helper()

@@ -257,13 +257,8 @@ func TestMatchAcrossInstances(t *testing.T) {
 	alice, bob := newPlayer(t, "alice"), newPlayer(t, "bob")
 	alice.connect(a)
 	bob.connect(b)
-	alice.send("join_queue")
-	alice.expect("queued")
-	bob.send("join_queue")
-	id := bob.matched()["match_id"]
-	if m := alice.expect("match_found"); m["match_id"] != id || m["partner_id"] != "bob" {
-		t.Fatalf("alice on a got %v, want match %v with bob", m, id)
-	}
+	_, mb := pairUp(t, alice, bob)
+	id := mb["match_id"]
 	// A socket opened on any instance while matched is told at once.
 	alice.connect(c)
 	if m := alice.expect("match_found"); m["match_id"] != id {
