@@ -68,24 +68,31 @@ func start(t testing.TB, opts ...option) *harness {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	srv := web.New(cfg)
-	ts := httptest.NewServer(srv.Handler())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Run(ctx)
-	}()
-	stopRun := func() {
-		cancel()
-		<-done
-	}
+	ts, stopRun := serve(cfg)
 	t.Cleanup(func() {
 		stopRun()
 		ts.Close()
 		backend.Close()
 	})
 	return &harness{t: t, url: ts.URL, backend: backend, rooms: rooms, stopRun: stopRun}
+}
+
+// serve runs a server built from cfg on a free port: ts serves its
+// routes, and stopRun ends its Run (it drains) and waits for it. Close ts
+// after stopRun.
+func serve(cfg web.Config) (ts *httptest.Server, stopRun func()) {
+	srv := web.New(cfg)
+	ts = httptest.NewServer(srv.Handler())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Run(ctx)
+	}()
+	return ts, func() {
+		cancel()
+		<-done
+	}
 }
 
 // do sends an HTTP request and returns the status and decoded JSON body.

@@ -1,9 +1,7 @@
 package web_test
 
 import (
-	"context"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -461,17 +459,9 @@ func TestRoomAcrossInstances(t *testing.T) {
 	for i := range 2 {
 		cfg := web.Config{Matchmaker: backend, Auth: authority, DevLogin: true, Instance: []string{"gw1", "gw2"}[i]}
 		withLifecycle(lifecycleOpts{clock: clock, readyTimeout: 30 * time.Second, store: store})(&cfg)
-		srv := web.New(cfg)
-		ts := httptest.NewServer(srv.Handler())
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			srv.Run(ctx)
-		}()
+		ts, stopRun := serve(cfg)
 		t.Cleanup(func() {
-			cancel()
-			<-done
+			stopRun()
 			ts.Close()
 		})
 		hs = append(hs, &harness{t: t, url: ts.URL, backend: backend})
