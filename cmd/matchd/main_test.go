@@ -73,21 +73,33 @@ func TestParseConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := parseConfig(tt.args, func(k string) string { return tt.env[k] }, io.Discard)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error = %v, want one mentioning %q", err, tt.wantErr)
-				}
+			cfg, ok := parseCase(t, tt.args, tt.env, tt.wantErr)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !tt.check(cfg) {
 				t.Errorf("config = %+v", cfg)
 			}
 		})
 	}
+}
+
+// parseCase parses args and env as matchd does. With wantErr it checks
+// that parsing fails with an error mentioning it and reports false;
+// otherwise parsing must succeed, and it returns the config.
+func parseCase(t *testing.T, args []string, env map[string]string, wantErr string) (config, bool) {
+	t.Helper()
+	cfg, err := parseConfig(args, func(k string) string { return env[k] }, io.Discard)
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("error = %v, want one mentioning %q", err, wantErr)
+		}
+		return cfg, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, true
 }
 
 func TestConfigFile(t *testing.T) {
